@@ -1,0 +1,413 @@
+"""The shared HTTP/1.1 connection: one asyncio.Protocol for both parser adapters.
+
+It owns the transport (and is the only thing that closes it), keeps requests in order
+(pipelining), applies flow control both ways, answers protocol errors, and hands WebSocket
+upgrades over. The parser adapters push three calls into it -- ``on_request``, ``on_body``,
+``on_complete`` -- and raise ``ProtocolError`` for everything else.
+
+Timers are not armed per request: the server sweeps its connections once a second and each one
+compares the deadlines it keeps (``check_timeouts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ContentTooLarge, ProtocolError, RequestTimeout
+from . import wire
+from .cycle import RequestCycle
+from .head import check_head, decode_path, split_target
+
+if TYPE_CHECKING:
+    from ..server import ServerState
+
+# Buffered request body (per request) past which reading pauses until the app receives.
+BODY_HIGH_WATER = 64 * 1024
+# Pending response bytes past which the deferred write is flushed at once.
+OUT_HIGH_WATER = 64 * 1024
+# Requests parsed ahead of the one being answered before reading pauses.
+PIPELINE_DEPTH = 16
+
+_EAGER = sys.version_info >= (3, 12)
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+
+
+class HTTPConnection(asyncio.Protocol):
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.config = server.config
+        self.loop = server.loop
+        self.app = server.app
+        self.defaults = server.defaults
+        self.transport: Any = None
+        self.parser: Any = None
+        self.cycle: RequestCycle | None = None  # the request being answered
+        self.reading: RequestCycle | None = None  # the request whose body is being parsed
+        self.pipeline: deque[RequestCycle] = deque()
+        self.out: list | None = None  # writes deferred to the end of this loop iteration
+        self.out_size = 0
+        self.write_paused = False
+        self.read_paused = False
+        self.drain_waiter: asyncio.Future | None = None
+        self.closed = False
+        self.closing = False  # close once the pending writes are flushed
+        self.accepting = True  # False while draining: no further request on this connection
+        self.pending_error: ProtocolError | None = None
+        self.client: tuple | None = None
+        self.sockname: tuple | None = None
+        self.scheme = "http"
+        self.extensions: dict = {}
+        self.trusted = False
+        self.idle_deadline = 0.0
+        self.head_deadline = 0.0
+        self.body_deadline = 0.0
+        self.task: asyncio.Task | None = None
+        self.requests = 0
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        server = self.server
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple):
+            self.client = (peer[0], peer[1])
+        if isinstance(sock, tuple):
+            self.sockname = (sock[0], sock[1])
+        elif isinstance(sock, str) and sock:
+            self.sockname = (sock, None)
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.extensions = server.extensions_for(transport)
+        self.trusted = server.proxy.trusts(self.client)
+        self.parser = server.parser_class(self, self.config)
+        now = self.loop.time()
+        self.idle_deadline = self.head_deadline = now + self.config.timeout_request_header
+        server.connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            self.protocol_error(exc)
+
+    def eof_received(self) -> bool | None:
+        # A half-closed peer may still read our answer to what it sent; keep writing.
+        if self.cycle is None and self.reading is None and not self.parser.in_head:
+            self.close()
+        elif self.reading is not None:
+            self.reading.feed_disconnect()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.out = None
+        for cycle in (self.cycle, self.reading, *self.pipeline):
+            if cycle is not None:
+                cycle.feed_disconnect()
+        self.pipeline.clear()
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self.server.connection_lost(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ from the parser adapters
+    def on_request(self, method: bytes, target: bytes, version: str, headers: list) -> bool:
+        """A complete head arrived. Returns True when the connection was upgraded."""
+        head = check_head(method, target, version, headers)
+        raw_path, query, authority = split_target(method, target)
+        config = self.config
+        limit = config.limit_request_body
+        if limit and head.content_length is not None and head.content_length > limit:
+            raise ContentTooLarge("request body too large")
+        root = config.root_path
+        scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": version,
+            "server": self.sockname,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method.decode("ascii"),
+            "root_path": root,
+            "path": root + decode_path(raw_path) if root else decode_path(raw_path),
+            "raw_path": root.encode() + raw_path if root else raw_path,
+            "query_string": query,
+            "headers": headers,
+            "state": self.server.new_state(),
+            "extensions": self.extensions,
+        }
+        if authority is not None:
+            # RFC 9112 3.2.2: the absolute-form authority replaces Host
+            scope["headers"] = [(n, v) for n, v in headers if n != b"host"]
+            scope["headers"].append((b"host", authority))
+        if self.trusted:
+            self.server.proxy.apply(scope, self)
+        if head.upgrade is not None and head.upgrade == b"websocket":
+            upgrader = self.server.websocket_upgrade
+            if upgrader is not None and self.cycle is None and not self.pipeline:
+                if upgrader(self, scope, head):
+                    return True
+        self.requests += 1
+        body_complete = not head.chunked and not head.content_length
+        cycle = RequestCycle(
+            self,
+            scope,
+            head.keep_alive and self.accepting and head.upgrade is None,
+            head.expect_continue and not body_complete,
+            body_complete,
+        )
+        if not body_complete:
+            self.reading = cycle
+            self.body_deadline = self.loop.time() + config.timeout_request_body
+            self.body_limit_left = limit or 0
+        if self.cycle is None:
+            self.start(cycle)
+        else:
+            self.pipeline.append(cycle)
+            if len(self.pipeline) >= PIPELINE_DEPTH:
+                self.pause_reading()
+        self.server.request_started()
+        return False
+
+    def on_body(self, data: bytes) -> None:
+        cycle = self.reading
+        if cycle is None or cycle.response_complete or cycle.disconnected:
+            return  # the app is done with it: discard
+        if self.body_limit_left:
+            self.body_limit_left -= len(data)
+            if self.body_limit_left <= 0:
+                raise ContentTooLarge("request body too large")
+        self.body_deadline = self.loop.time() + self.config.timeout_request_body
+        cycle.feed_body(data)
+        if not self.read_paused and cycle.buffered() > BODY_HIGH_WATER:
+            self.pause_reading()
+
+    def on_complete(self) -> None:
+        cycle = self.reading
+        if cycle is not None:
+            self.reading = None
+            cycle.feed_complete()
+
+    # ------------------------------------------------------------------ from the cycle
+    def want_body(self) -> None:
+        if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
+            self.resume_reading()
+
+    def body_consumed(self) -> None:
+        if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
+            self.resume_reading()
+
+    async def drain(self) -> None:
+        if self.out:
+            self.flush()
+        if self.write_paused and not self.closed:
+            waiter = self.drain_waiter
+            if waiter is None:
+                waiter = self.drain_waiter = self.loop.create_future()
+            await waiter
+
+    def response_done(self, cycle: RequestCycle) -> None:
+        """The response is complete: close, or move to the next request."""
+        self.server.request_finished(cycle)
+        if cycle.waiter is not None:
+            cycle._wake()
+        if not cycle.keep_alive or self.pending_error is not None and not self.pipeline:
+            if self.reading is cycle:
+                self.reading = None
+            self.pipeline.clear()
+            self.finish_with_error()
+            return
+        if self.reading is cycle:
+            # The app answered without reading the whole body: keep parsing and discard it.
+            pass
+        self.cycle = None
+        if self.pipeline:
+            nxt = self.pipeline.popleft()
+            if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
+                self.resume_reading()
+            self.start(nxt)
+        elif not self.accepting:
+            self.close()
+        else:
+            now = self.loop.time()
+            self.idle_deadline = now + self.config.timeout_keep_alive
+            self.head_deadline = now + self.config.timeout_request_header
+
+    # ------------------------------------------------------------------ running the app
+    def start(self, cycle: RequestCycle) -> None:
+        self.cycle = cycle
+        coro = self.run_asgi(cycle)
+        if self.config.reset_contextvars:
+            import contextvars
+
+            self.task = self.loop.create_task(coro, context=contextvars.Context())
+        elif _EAGER:
+            self.task = asyncio.Task(coro, loop=self.loop, eager_start=True)
+        else:
+            self.task = self.loop.create_task(coro)
+
+    async def run_asgi(self, cycle: RequestCycle) -> None:
+        try:
+            await self.app(cycle.scope, cycle.receive, cycle.send)
+        except BaseException as exc:
+            self.app_failed(cycle, exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        else:
+            if not cycle.response_complete:
+                self.app_failed(cycle, None)
+
+    def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
+        """500 if nothing was sent yet, else close: a half-sent response cannot be mended."""
+        log = self.server.log
+        if exc is None:
+            if not cycle.disconnected:
+                log.error("ASGI app returned without completing the response")
+        elif isinstance(exc, asyncio.CancelledError) and cycle.disconnected:
+            pass
+        else:
+            log.error("Exception in ASGI application", exc_info=exc)
+        if cycle.response_complete or self.closed:
+            return
+        cycle.response_complete = True
+        if cycle.status == 0 and not cycle.disconnected:
+            self.write(self.error_bytes(500))
+        cycle.keep_alive = False
+        cycle.feed_disconnect()
+        self.server.request_finished(cycle)
+        self.pipeline.clear()
+        self.close()
+
+    async def send_extension(self, cycle: RequestCycle, message: dict) -> None:
+        handler = self.server.extension_handlers.get(message["type"])
+        if handler is None:
+            from ..errors import AppProtocolError
+
+            raise AppProtocolError(f"unexpected ASGI message type {message['type']!r}")
+        await handler(self, cycle, message)
+
+    # ------------------------------------------------------------------ errors and timeouts
+    def error_bytes(self, status: int, message: str = "") -> bytes:
+        body = (message or "").encode("utf-8", "replace")
+        if not body:
+            from http import HTTPStatus
+
+            body = HTTPStatus(status).phrase.encode() if status in wire.STATUS_LINES else b""
+        return b"%b%bcontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%b" % (
+            wire.status_line(status),
+            self.defaults.block,
+            len(body),
+            body,
+        )
+
+    def protocol_error(self, exc: ProtocolError) -> None:
+        """Answer a broken request with its status and close; never call the app for it."""
+        self.pause_reading()
+        reading = self.reading
+        if reading is not None and reading is self.cycle:
+            # broken body of the request the app is answering
+            self.reading = None
+            reading.feed_disconnect()
+            if reading.status == 0 and not reading.response_complete:
+                reading.response_complete = True
+                self.write(self.error_bytes(exc.status))
+            self.server.log.debug("Malformed request body: %s", exc)
+            self.close()
+            return
+        self.server.log.debug("Malformed request: %s", exc)
+        if self.cycle is not None:
+            # answer the requests before the broken one first
+            self.pending_error = exc
+            return
+        self.pending_error = exc
+        self.finish_with_error()
+
+    def finish_with_error(self) -> None:
+        exc = self.pending_error
+        if exc is not None and not self.closed:
+            self.pending_error = None
+            self.write(self.error_bytes(exc.status))
+        self.close()
+
+    def check_timeouts(self, now: float) -> None:
+        if self.closed or self.closing:
+            return
+        if self.cycle is None and self.reading is None:
+            if self.parser.in_head:
+                if now >= self.head_deadline:
+                    self.protocol_error(RequestTimeout("request head not received in time"))
+            elif now >= self.idle_deadline:
+                self.close()
+        elif self.reading is not None and now >= self.body_deadline:
+            self.protocol_error(RequestTimeout("request body not received in time"))
+
+    def shutdown(self) -> None:
+        """Graceful drain: no new request here; idle connections close at once."""
+        self.accepting = False
+        if self.cycle is None and self.reading is None and not self.parser.in_head:
+            self.close()
+
+    # ------------------------------------------------------------------ flow control, writes
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closed and not self.closing:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        out = self.out
+        if out is None:
+            if self.closed:
+                return
+            self.out = [data]
+            self.out_size = len(data)
+            self.server.flusher.add(self)
+        else:
+            out.append(data)
+            self.out_size += len(data)
+        if self.out_size > OUT_HIGH_WATER:
+            self.flush()
+
+    def write_parts(self, parts: Any) -> None:
+        for part in parts:
+            self.write(part)
+
+    def flush(self) -> None:
+        out = self.out
+        if out is not None:
+            self.out = None
+            if not self.closed:
+                if len(out) == 1:
+                    self.transport.write(out[0])
+                else:
+                    self.transport.writelines(out)
+        if self.closing and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def close(self) -> None:
+        if self.closed or self.closing:
+            return
+        self.closing = True
+        if self.out is None:
+            self.closed = True
+            self.transport.close()

@@ -1,0 +1,292 @@
+"""The ONE ASGI HTTP request/response cycle, shared by both parser adapters.
+
+A cycle owns the ``receive``/``send`` pair of one request: body delivery (with 100-continue sent
+only when the app first waits for the body), response framing (Content-Length or chunked,
+nothing on HEAD/1xx/204/304), Content-Length accounting, and the disconnect signal. It writes
+through its connection, which owns the transport; the cycle never closes anything itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AppProtocolError, ClientDisconnected
+from . import wire
+
+if TYPE_CHECKING:
+    from .connection import HTTPConnection
+
+_NO_BODY_STATUS = frozenset((204, 304))
+# A head shorter than this is joined with the first body chunk so both leave in one write;
+# longer bodies are written beside it without copying.
+_COALESCE = 16384
+
+
+class RequestCycle:
+    __slots__ = (
+        "body",
+        "body_complete",
+        "delivered",
+        "chunked",
+        "conn",
+        "disconnected",
+        "expect_continue",
+        "head",
+        "head_request",
+        "keep_alive",
+        "length_left",
+        "response_complete",
+        "scope",
+        "status",
+        "waiter",
+        "access",
+        "trailers",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        conn: HTTPConnection,
+        scope: dict,
+        keep_alive: bool,
+        expect_continue: bool,
+        body_complete: bool,
+    ) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.body_complete = body_complete
+        self.body: list[bytes] = []
+        self.delivered = False
+        self.waiter = None  # future the app's receive() waits on
+        self.disconnected = False
+        self.head: bytes | None = None  # response head held until the first body message
+        self.status = 0
+        self.head_request = scope["method"] == "HEAD"
+        self.chunked = False
+        self.length_left: int | None = None
+        self.response_complete = False
+        self.access = None  # (status, bytes sent) bookkeeping, only when someone logs it
+        self.trailers = False
+
+    # ------------------------------------------------------------------ fed by the connection
+    def feed_body(self, data: bytes) -> None:
+        self.body.append(data)
+        self._wake()
+
+    def feed_complete(self) -> None:
+        self.body_complete = True
+        self._wake()
+
+    def feed_disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def buffered(self) -> int:
+        return sum(map(len, self.body))
+
+    # ------------------------------------------------------------------ ASGI receive
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self.disconnected or self.response_complete:
+                return {"type": "http.disconnect"}
+            if not self.delivered:
+                body = self.body
+                if body or self.body_complete:
+                    data = body[0] if len(body) == 1 else b"".join(body)
+                    if body:
+                        self.body = []
+                        self.conn.body_consumed()
+                    if self.body_complete:
+                        self.delivered = True
+                        return {"type": "http.request", "body": data, "more_body": False}
+                    return {"type": "http.request", "body": data, "more_body": True}
+                if self.expect_continue:
+                    self.expect_continue = False
+                    if self.status == 0:
+                        self.conn.write(wire.CONTINUE)
+                self.conn.want_body()
+            # wait for body, the end of the response, or the client going away
+            self.waiter = self.conn.loop.create_future()
+            await self.waiter
+
+    # ------------------------------------------------------------------ ASGI send
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if self.head is None:
+                raise AppProtocolError(
+                    "http.response.body sent before http.response.start"
+                    if not self.response_complete
+                    else "http.response.body sent after the response completed"
+                )
+            if self.disconnected:
+                raise ClientDisconnected("client disconnected")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            self._write_body(body, more)
+            if more and self.conn.write_paused:
+                await self.conn.drain()
+        elif kind == "http.response.start":
+            if self.status:
+                raise AppProtocolError("http.response.start sent twice")
+            if self.disconnected:
+                raise ClientDisconnected("client disconnected")
+            self._start(message)
+        elif kind == "http.response.trailers":
+            self._send_trailers(message)
+        else:
+            await self.conn.send_extension(self, message)
+
+    def _start(self, message: dict[str, Any]) -> None:
+        status = message["status"]
+        line = wire.status_line(status)
+        conn = self.conn
+        defaults = conn.defaults
+        parts = [line]
+        chunked = True
+        length = None
+        keep_alive = self.keep_alive
+        overridden = None
+        names = defaults.names
+        check = wire.check_header
+        for name, value in message.get("headers", ()):
+            check(name, value)
+            lname = name.lower()
+            if lname == b"content-length":
+                if length is not None or not value.strip().isdigit():
+                    raise AppProtocolError(f"invalid content-length {value!r}")
+                length = int(value)
+                chunked = False
+            elif lname == b"transfer-encoding":
+                continue  # framing is ours: the app's Transfer-Encoding is ignored
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    keep_alive = False
+                continue
+            elif lname in names:
+                if overridden is None:
+                    overridden = {lname}
+                else:
+                    overridden.add(lname)
+            parts.append(b"%b: %b\r\n" % (name, value))
+        parts.insert(1, defaults.block if overridden is None else defaults.without(overridden))
+        if status < 200:
+            raise AppProtocolError(f"informational status {status} in http.response.start")
+        if status in _NO_BODY_STATUS:
+            chunked = False
+            length = 0
+            if status == 204:
+                parts = [p for p in parts if not p.lower().startswith(b"content-length:")]
+        elif self.head_request:
+            # a HEAD answer keeps the GET's Content-Length, if any, and carries no body
+            chunked = False
+            length = 0
+        elif chunked:
+            if self.scope["http_version"] == "1.0":
+                # HTTP/1.0 has no chunked coding: the body ends when the connection does
+                chunked = False
+                keep_alive = False
+            else:
+                parts.append(b"transfer-encoding: chunked\r\n")
+        if message.get("trailers"):
+            if not chunked:
+                raise AppProtocolError("trailers need a chunked response")
+            self.trailers = True
+        if not conn.accepting:
+            keep_alive = False
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        elif self.scope["http_version"] == "1.0":
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        self.keep_alive = keep_alive
+        self.chunked = chunked
+        self.length_left = length
+        self.status = status
+        self.head = b"".join(parts)
+        if self.expect_continue:
+            # the app answered without reading: the client may still be waiting to send
+            self.expect_continue = False
+            if not self.body_complete:
+                self.keep_alive = False
+                if keep_alive:
+                    self.head = self.head[:-2] + b"connection: close\r\n\r\n"
+
+    def _write_body(self, body: bytes, more: bool) -> None:
+        if self.response_complete:
+            raise AppProtocolError("http.response.body sent after the response completed")
+        head = self.head
+        n = len(body)
+        out = None
+        if self.chunked:
+            if n:
+                out = wire.chunk(body) if n < _COALESCE else (b"%x\r\n" % n, body, b"\r\n")
+            if not more and not self.trailers:
+                out = (out + wire.LAST_CHUNK if type(out) is bytes else
+                       (wire.LAST_CHUNK if out is None else out + (wire.LAST_CHUNK,)))
+        elif self.length_left is None:
+            out = body or None  # HTTP/1.0, no length: delimited by close
+        else:
+            left = self.length_left
+            if n > left:
+                # never write past the declared length: the message would be malformed
+                if left and not (self.head_request or self.status in _NO_BODY_STATUS):
+                    self._flush(head, body[:left])
+                    self.length_left = 0
+                self.head = b""
+                if self.head_request or self.status in _NO_BODY_STATUS:
+                    n = 0
+                else:
+                    self.keep_alive = False
+                    raise AppProtocolError("response body longer than its Content-Length")
+            if n:
+                out = body
+                self.length_left = left - n
+        self._flush(head, out)
+        self.head = b""
+        if not more and not self.trailers:
+            if self.length_left:
+                # short body: the peer cannot frame what follows, so the connection must close
+                self.keep_alive = False
+            self.response_complete = True
+            self.conn.response_done(self)
+
+    def _flush(self, head: bytes | None, out: Any) -> None:
+        conn = self.conn
+        if out is None:
+            if head:
+                conn.write(head)
+        elif type(out) is bytes:
+            if head:
+                if len(out) < _COALESCE:
+                    conn.write(head + out)
+                else:
+                    conn.write_parts((head, out))
+            else:
+                conn.write(out)
+        else:
+            conn.write_parts((head, *out) if head else out)
+
+    def _send_trailers(self, message: dict[str, Any]) -> None:
+        if not self.trailers:
+            raise AppProtocolError("http.response.trailers without trailers: True in start")
+        parts = [b"0\r\n"]
+        for name, value in message.get("headers", ()):
+            wire.check_header(name, value)
+            parts.append(b"%b: %b\r\n" % (name, value))
+        parts.append(b"\r\n")
+        if message.get("more_trailers", False):
+            raise AppProtocolError("more_trailers is not supported")
+        self.trailers = False
+        self.response_complete = True
+        self.conn.write(b"".join(parts))
+        self.conn.response_done(self)

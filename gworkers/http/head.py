@@ -1,0 +1,209 @@
+"""RFC 9112 rules on a parsed request head, shared by both parser adapters.
+
+The parsers (httptools, h11) disagree on many edge cases: duplicate Content-Length, Content-Length
+beside Transfer-Encoding, unknown codings, Host, absolute-form targets. Both adapters hand their
+head to ``check_head`` so every case is answered the same way, whatever parsed it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from ..errors import BadRequest, NotImplementedCoding, ProtocolError, VersionNotSupported
+
+# Methods llhttp recognises; h11 accepts any token, so the h11 adapter answers 501 for the rest
+# and both parsers agree. Request methods are case-sensitive (RFC 9110 9.1).
+METHODS: dict[bytes, str] = {
+    m.encode(): m
+    for m in (
+        "GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH "
+        "COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL "
+        "REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE "
+        "PURGE MKCALENDAR LINK UNLINK SOURCE QUERY"
+    ).split()
+}
+
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# Host: reg-name / IPv4 / [IPv6] with an optional port; no userinfo, no whitespace.
+_HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%")
+
+
+def is_token(value: bytes) -> bool:
+    return bool(value) and all(c in _TCHAR for c in value)
+
+
+def method_error(method: bytes) -> ProtocolError:
+    """The answer for a method we will not serve: 501 if it is a token, else 400."""
+    if is_token(method):
+        return NotImplementedCoding(f"method {method[:32]!r} not implemented")
+    return BadRequest("invalid method")
+
+
+def check_transfer_encoding(values: list[bytes]) -> None:
+    """Only a single, final ``chunked`` is served (RFC 9112 6.1, 6.3)."""
+    codings = [c.strip().lower() for v in values for c in v.split(b",")]
+    if codings == [b"chunked"]:
+        return
+    if not codings or b"" in codings:
+        raise BadRequest("empty transfer coding")
+    if codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
+        # chunked not final: the body length cannot be determined (RFC 9112 6.3 item 4)
+        raise BadRequest("chunked is not the final transfer coding")
+    raise NotImplementedCoding("unsupported transfer coding")
+
+
+def check_host(host: bytes) -> None:
+    if not host or not all(c in _HOST_CHARS for c in host):
+        raise BadRequest("invalid Host header")
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        if end < 0:
+            raise BadRequest("invalid Host header")
+        rest = host[end + 1 :]
+    else:
+        if host.count(b":") > 1 or b"[" in host or b"]" in host:
+            raise BadRequest("invalid Host header")
+        rest = host[host.find(b":") :] if b":" in host else b""
+    if rest and (rest[:1] != b":" or not rest[1:].isdigit() and rest != b":"):
+        raise BadRequest("invalid port in Host header")
+
+
+class Head:
+    """What the connection needs to know about a request beyond its headers."""
+
+    __slots__ = ("chunked", "content_length", "expect_continue", "keep_alive", "upgrade")
+
+    def __init__(self) -> None:
+        self.content_length: int | None = None
+        self.chunked = False
+        self.keep_alive = True
+        self.expect_continue = False
+        self.upgrade: bytes | None = None
+
+
+def check_head(method: bytes, target: bytes, version: str, headers: list) -> Head:
+    """Validate a parsed head; raise a ProtocolError carrying the status to answer with.
+
+    ``headers`` are ``(lowercased name, value)`` pairs with surrounding whitespace removed.
+    The common GET with a Host and a few headers takes one pass over the names.
+    """
+    if version != "1.1" and version != "1.0":
+        raise VersionNotSupported(f"HTTP/{version} not supported")
+    if method not in METHODS:
+        raise method_error(method)
+    if method == b"CONNECT":
+        raise NotImplementedCoding("CONNECT tunnels are not served")
+    head = Head()
+    host = None
+    hosts = 0
+    cl_values = None
+    te_values = None
+    connection = None
+    for name, value in headers:
+        # Dispatch on the first letter: most headers are none of these.
+        c = name[:1]
+        if c == b"h" and name == b"host":
+            hosts += 1
+            host = value
+        elif c == b"c":
+            if name == b"content-length":
+                if cl_values is None:
+                    cl_values = [value]
+                else:
+                    cl_values.append(value)
+            elif name == b"connection":
+                connection = value if connection is None else connection + b"," + value
+        elif c == b"t" and name == b"transfer-encoding":
+            if te_values is None:
+                te_values = [value]
+            else:
+                te_values.append(value)
+        elif c == b"e" and name == b"expect":
+            if value.lower() == b"100-continue":
+                head.expect_continue = version == "1.1"
+            else:
+                # RFC 9110 10.1.1: an unknown expectation may be answered 417
+                raise ProtocolError("unsupported expectation", status=417)
+        elif c == b"u" and name == b"upgrade":
+            head.upgrade = value.lower()
+    if te_values is not None:
+        if cl_values is not None:
+            raise BadRequest("both Content-Length and Transfer-Encoding")
+        if version == "1.0":
+            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        check_transfer_encoding(te_values)
+        head.chunked = True
+    elif cl_values is not None:
+        if len(cl_values) > 1:
+            raise BadRequest("more than one Content-Length")
+        value = cl_values[0]
+        if not value.isdigit() or len(value) > 18:
+            raise BadRequest("invalid Content-Length")
+        head.content_length = int(value)
+    if hosts > 1:
+        raise BadRequest("more than one Host header")
+    if version == "1.1":
+        if hosts == 0:
+            raise BadRequest("missing Host header")
+    if host is not None and host != b"":
+        check_host(host)
+    elif hosts and version == "1.1" and not target.startswith((b"http://", b"https://")):
+        raise BadRequest("empty Host header")
+    if connection is not None:
+        tokens = {t.strip().lower() for t in connection.split(b",")}
+        if b"close" in tokens:
+            head.keep_alive = False
+        elif version == "1.0":
+            head.keep_alive = b"keep-alive" in tokens
+        if head.upgrade is not None and b"upgrade" not in tokens:
+            head.upgrade = None
+    else:
+        head.upgrade = None
+        if version == "1.0":
+            head.keep_alive = False
+    return head
+
+
+def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes, bytes | None]:
+    """``(raw_path, query_string, authority)`` for the four request-target forms (RFC 9112 3.2).
+
+    ``authority`` is set for absolute-form, whose authority replaces Host (RFC 9112 3.2.2).
+    """
+    first = target[:1]
+    if first == b"/":
+        authority = None
+    elif first == b"*":
+        if target != b"*" or method != b"OPTIONS":
+            raise BadRequest("asterisk-form is only for OPTIONS")
+        return b"*", b"", None
+    elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+        rest = target[target.find(b"//") + 2 :]
+        end = len(rest)
+        for sep in (b"/", b"?"):
+            i = rest.find(sep)
+            if 0 <= i < end:
+                end = i
+        authority = rest[:end]
+        if b"@" in authority:
+            raise BadRequest("userinfo in request target")
+        check_host(authority)
+        target = rest[end:]
+        if not target.startswith(b"/"):
+            target = b"/" + target
+    else:
+        # authority-form is only for CONNECT, which is refused earlier
+        raise BadRequest("invalid request target")
+    if b"#" in target:
+        raise BadRequest("fragment in request target")
+    i = target.find(b"?")
+    if i < 0:
+        return target, b"", authority
+    return target[:i], target[i + 1 :], authority
+
+
+def decode_path(raw_path: bytes) -> str:
+    """Percent-decode the path as UTF-8, as the ASGI spec asks."""
+    path = raw_path.decode("latin-1")
+    if "%" in path:
+        return unquote(path)
+    return path

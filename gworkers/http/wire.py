@@ -1,0 +1,105 @@
+"""Response bytes: status lines, the default header block, header checks, chunk framing.
+
+Everything that can be computed once is: status lines are cached, the default block (server,
+date, configured extra headers) is rebuilt once a second by the server's tick, and header names
+the app has used before are remembered as valid.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import formatdate
+from http import HTTPStatus
+
+from ..errors import AppProtocolError
+
+STATUS_LINES: dict[int, bytes] = {
+    s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("latin-1")) for s in HTTPStatus
+}
+
+
+def status_line(status: int) -> bytes:
+    line = STATUS_LINES.get(status)
+    if line is None:
+        if type(status) is not int or not 100 <= status <= 999:
+            raise AppProtocolError(f"invalid status {status!r}")
+        line = STATUS_LINES[status] = b"HTTP/1.1 %d \r\n" % status
+    return line
+
+
+_NAME_OK = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+").fullmatch
+# field-value: visible chars, obs-text, SP and HTAB; no other controls (CR/LF would split).
+_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+_known_names: dict[bytes, bool] = {}
+
+
+def check_header(name: bytes, value: bytes) -> None:
+    """Refuse a response header that would corrupt the message (response splitting)."""
+    if name not in _known_names:
+        if type(name) is not bytes or not _NAME_OK(name):
+            raise AppProtocolError(f"invalid response header name {name!r}")
+        if len(_known_names) < 1024:
+            _known_names[name] = True
+    if type(value) is not bytes:
+        raise AppProtocolError(f"response header value for {name!r} is not bytes: {value!r}")
+    if _VALUE_BAD(value):
+        raise AppProtocolError(f"invalid character in response header {name!r}")
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body, framed in a single bytes object."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def http_date() -> bytes:
+    return formatdate(usegmt=True).encode("ascii")
+
+
+class DefaultHeaders:
+    """The header block sent on every response, rebuilt once a second (Date)."""
+
+    __slots__ = ("block", "date_header", "extra", "names", "server_header")
+
+    def __init__(self, server_header: bool, date_header: bool, extra: tuple) -> None:
+        self.server_header = server_header
+        self.date_header = date_header
+        self.extra = b"".join(b"%b: %b\r\n" % pair for pair in extra)
+        # Names the app may override: when it sends one, ours is left out.
+        self.names = {b"server"} if server_header else set()
+        if date_header:
+            self.names.add(b"date")
+        self.names.update(name for name, _ in extra)
+        self.block = b""
+        self.refresh()
+
+    def refresh(self) -> None:
+        parts = []
+        if self.server_header:
+            parts.append(b"server: gworkers\r\n")
+        if self.date_header:
+            parts.append(b"date: " + http_date() + b"\r\n")
+        parts.append(self.extra)
+        self.block = b"".join(parts)
+
+    def without(self, names: set) -> bytes:
+        """The block minus headers the app set itself (rare: computed, not cached)."""
+        lines = self.block.split(b"\r\n")
+        kept = [ln for ln in lines if ln and ln.split(b":", 1)[0].lower() not in names]
+        return b"".join(ln + b"\r\n" for ln in kept)
+
+
+def error_response(status: int, message: str = "", keep_alive: bool = False) -> bytes:
+    """A small plain-text reply the server writes itself (400, 413, 500, 503, ...)."""
+    body = (message or HTTPStatus(status).phrase if status in STATUS_LINES else message).encode(
+        "utf-8", "replace"
+    )
+    return b"%bcontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%b\r\n%b" % (
+        status_line(status),
+        len(body),
+        b"" if keep_alive else b"connection: close\r\n",
+        body,
+    )
