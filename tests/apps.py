@@ -1,0 +1,208 @@
+"""Apps the test servers run. Each behaviour is picked by the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+
+def _jsonable(scope: dict) -> dict:
+    out = {}
+    for key, value in scope.items():
+        if key == "headers":
+            out[key] = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in value]
+        elif isinstance(value, bytes):
+            out[key] = value.decode("latin-1")
+        elif key in ("state", "extensions"):
+            out[key] = sorted(value) if isinstance(value, dict) else value
+        elif isinstance(value, str | int | float | list | tuple | dict | type(None)):
+            out[key] = value
+    return out
+
+
+async def _lifespan(scope, receive, send, state=None):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if state is not None and "state" in scope:
+                scope["state"].update(state)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            marker = os.environ.get("GW_TEST_SHUTDOWN_MARKER")
+            if marker:
+                with open(marker, "a") as f:
+                    f.write(f"lifespan shutdown {os.getpid()}\n")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def respond(send, status=200, body=b"", headers=None, content_type=b"text/plain"):
+    hdrs = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    if headers:
+        hdrs += headers
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("client disconnected")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def app(scope, receive, send):
+    kind = scope["type"]
+    if kind == "lifespan":
+        return await _lifespan(scope, receive, send, {"started": "yes"})
+    if kind != "http":
+        return await ws_echo(scope, receive, send)
+    path = scope["path"]
+    query = scope["query_string"].decode()
+    if path == "/echo":
+        body = await read_body(receive)
+        return await respond(send, body=body)
+    if path == "/noread":
+        return await respond(send, body=b"did not read")
+    if path == "/chunked":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        for part in (b"one,", b"two,", b"three"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/stream":
+        n = int(query or "16")
+        chunk = b"x" * 65536
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(n):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/raise":
+        raise RuntimeError("boom before start")
+    if path == "/raise-after":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("boom after start")
+    if path == "/no-response":
+        return
+    if path == "/cl-short":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]})
+        await send({"type": "http.response.body", "body": b"short"})
+        return
+    if path == "/cl-long":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"3")]})
+        await send({"type": "http.response.body", "body": b"toolong"})
+        return
+    if path.startswith("/status/"):
+        status = int(path.rsplit("/", 1)[1])
+        await send({"type": "http.response.start", "status": status, "headers": [(b"x-status", str(status).encode())]})
+        await send({"type": "http.response.body", "body": b"body for %d" % status})
+        return
+    if path == "/te-app":
+        # the app's own Transfer-Encoding must be ignored
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"transfer-encoding", b"chunked"), (b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    if path == "/bad-header":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"x-evil", b"a\r\nset-cookie: x=1")]})
+        await send({"type": "http.response.body", "body": b"never"})
+        return
+    if path == "/sleep":
+        await asyncio.sleep(float(query or "1"))
+        return await respond(send, body=b"slept")
+    if path == "/block":
+        time.sleep(float(query or "5"))
+        return await respond(send, body=b"blocked")
+    if path == "/disconnect":
+        # answer, then report whether http.disconnect arrives after the response
+        marker = os.environ.get("GW_TEST_DISCONNECT_MARKER")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"waiting", "more_body": True})
+        message = await receive()
+        message = await receive() if message["type"] == "http.request" else message
+        if marker:
+            with open(marker, "a") as f:
+                f.write(message["type"] + "\n")
+        return
+    if path == "/wait-disconnect":
+        # the client goes away before any response: receive() must say so
+        body = await read_body(receive) if False else None  # noqa: F841
+        message = await receive()
+        while message["type"] == "http.request":
+            message = await receive()
+        marker = os.environ.get("GW_TEST_DISCONNECT_MARKER")
+        if marker:
+            with open(marker, "a") as f:
+                f.write(message["type"] + "\n")
+        return
+    if path == "/pid":
+        return await respond(send, body=str(os.getpid()).encode())
+    # default: describe the request
+    body = json.dumps(_jsonable(scope)).encode()
+    return await respond(send, body=body, content_type=b"application/json")
+
+
+async def ws_echo(scope, receive, send):
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+def asgi2_app(scope):
+    async def instance(receive, send):
+        if scope["type"] == "lifespan":
+            return await _lifespan(scope, receive, send)
+        await respond(send, body=b"asgi2 " + scope["path"].encode())
+
+    return instance
+
+
+def wsgi_app(environ, start_response):
+    if environ["PATH_INFO"] == "/echo":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+    elif environ["PATH_INFO"] == "/environ":
+        keep = {k: v for k, v in environ.items() if isinstance(v, str)}
+        body = json.dumps(keep).encode()
+    elif environ["PATH_INFO"] == "/raise":
+        raise RuntimeError("wsgi boom")
+    else:
+        body = b"wsgi " + environ["PATH_INFO"].encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+async def failing_startup(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+        return
+    await respond(send, body=b"never")
+
+
+async def no_lifespan(scope, receive, send):
+    if scope["type"] != "http":
+        raise RuntimeError("only http")
+    await respond(send, body=b"no lifespan")
+
+
+def factory():
+    return app

@@ -1,0 +1,242 @@
+"""The only shared fixtures: start a real Gunicorn with our worker, get its address, stop it.
+
+Servers run as subprocesses in their own session (so teardown can signal the group), with
+stdout/stderr going to a file in the test's tmp dir (a PIPE could fill and block the server),
+and are waited on with a deadline for Gunicorn's "Listening at" line, which names the real port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WORKERS = ["gworkers.Worker", "gworkers.H11Worker"]
+DEADLINE = 20.0
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE, interval: float = 0.02,
+               message: str = "condition") -> object:
+    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
+    end = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("WEB_CONCURRENCY", None)
+    env.update(extra)
+    return env
+
+
+class GunicornServer:
+    """One Gunicorn master started for a test. ``stop()`` is always called by the fixture."""
+
+    def __init__(self, tmp: Path, app: str, worker: str, args: list[str], env: dict[str, str],
+                 bind: str, tls: dict[str, str] | None) -> None:
+        self.tmp = tmp
+        self.log_path = tmp / f"gunicorn-{time.monotonic_ns()}.log"
+        self.tls = tls
+        cmd = [sys.executable, "-m", "gunicorn", "-k", worker, "-b", bind,
+               "--log-level", "debug", "--graceful-timeout", "10"]
+        if tls:
+            cmd += ["--keyfile", tls["key"], "--certfile", tls["cert"]]
+        cmd += args + [app]
+        self.cmd = cmd
+        run_dir = tmp / "run"
+        run_dir.mkdir(exist_ok=True)
+        env = base_env(XDG_RUNTIME_DIR=str(run_dir), **env)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=str(tmp), env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.host = ""
+        self.port = 0
+        self.uds: str | None = None
+        match = self.wait_for_log(r"Listening at: (\S+)")
+        where = match.group(1)
+        if where.startswith("unix:"):
+            self.uds = where[5:]
+        else:
+            hostport = where.split("://", 1)[1]
+            host, _, port = hostport.rpartition(":")
+            self.host, self.port = host.strip("[]"), int(port)
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def url(self) -> str:
+        if self.uds:
+            return f"{self.scheme}://localhost"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        """A raw socket to the server (TLS-wrapped when the server speaks TLS)."""
+        if self.uds:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(self.uds)
+        else:
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.tls["ca"])
+            sock = ctx.wrap_socket(sock, server_hostname="localhost")
+        return sock
+
+    def client(self, **kwargs):
+        import httpx
+
+        if self.uds:
+            kwargs.setdefault("transport", httpx.HTTPTransport(uds=self.uds))
+        if self.tls:
+            kwargs.setdefault("verify", ssl.create_default_context(cafile=self.tls["ca"]))
+        kwargs.setdefault("timeout", 15.0)
+        return httpx.Client(base_url=self.url, **kwargs)
+
+    # ------------------------------------------------------------------ logs and lifecycle
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = DEADLINE, start: int = 0) -> re.Match:
+        regex = re.compile(pattern)
+
+        def found():
+            if self.proc.poll() is not None and not regex.search(self.log(), start):
+                raise AssertionError(
+                    f"gunicorn exited ({self.proc.returncode}) before {pattern!r}:\n{self.log()}"
+                )
+            return regex.search(self.log(), start)
+
+        try:
+            return wait_until(found, timeout, message=pattern)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log ---\n{self.log()}") from None
+
+    def worker_pids(self) -> list[int]:
+        pids = [int(m) for m in re.findall(r"Booting worker with pid: (\d+)", self.log())]
+        return [p for p in pids if Path(f"/proc/{p}").exists()]
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(5)
+        else:
+            try:  # workers left behind by a crashed master
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> dict[str, str]:
+    """A trustme CA and a certificate for localhost/127.0.0.1/::1, as files."""
+    import trustme
+
+    tmp = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
+    paths = {"ca": tmp / "ca.pem", "cert": tmp / "cert.pem", "key": tmp / "key.pem"}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(str(paths["cert"]), append=True)
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    client = ca.issue_cert("client@example.com")
+    paths["client_cert"] = tmp / "client.pem"
+    client.private_key_and_cert_chain_pem.write_to_path(str(paths["client_cert"]))
+    result = {k: str(v) for k, v in paths.items()}
+    result["_ca"] = ca  # type: ignore[assignment]
+    return result
+
+
+@pytest.fixture
+def start_server(tmp_path) -> Iterator[Callable[..., GunicornServer]]:
+    """``start_server(app="tests.apps:app", worker=..., args=[...], env={}, bind=..., tls=...)``."""
+    servers: list[GunicornServer] = []
+
+    def start(app: str = "tests.apps:app", worker: str = "gworkers.Worker",
+              args: list[str] | None = None, env: dict[str, str] | None = None,
+              bind: str = "127.0.0.1:0", tls: dict | None = None) -> GunicornServer:
+        server = GunicornServer(tmp_path, app, worker, list(args or []), dict(env or {}), bind, tls)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(params=WORKERS)
+def worker(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=["plain", "tls"])
+def tls_mode(request, tls_files) -> dict | None:
+    return tls_files if request.param == "tls" else None
+
+
+@pytest.fixture
+def server(start_server, worker, tls_mode) -> GunicornServer:
+    """The default app under each worker class, with and without TLS."""
+    return start_server(worker=worker, tls=tls_mode)
+
+
+def raw_request(server: GunicornServer, data: bytes, timeout: float = 10.0,
+                shutdown_write: bool = False) -> bytes:
+    """Send raw bytes, read until the server closes (or the timeout), return all it sent."""
+    sock = server.connect(timeout)
+    try:
+        sock.sendall(data)
+        if shutdown_write and not server.tls:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, socket.timeout):
+                break
+            except (ConnectionResetError, ssl.SSLError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        sock.close()
