@@ -16,6 +16,8 @@ from typing import Any
 
 from .config import Config
 from .http.connection import HTTPConnection
+from .http.extensions import HANDLERS as EXTENSION_HANDLERS
+from .http.extensions import connection_extensions
 from .http.wire import DefaultHeaders
 from .proxy import ProxyTrust
 
@@ -90,7 +92,8 @@ class ServerState:
         self.max_requests = 0  # 0 = no limit
         self.on_max_requests: Callable[[], None] | None = None
         self.websocket_upgrade: Callable[..., bool] | None = None
-        self.extension_handlers: dict[str, Callable] = {}
+        self.extension_handlers: dict[str, Callable] = dict(EXTENSION_HANDLERS)
+        self.server_cert: str | None = None  # PEM, for the TLS scope extension
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -100,7 +103,7 @@ class ServerState:
         return state.copy() if state else {}
 
     def extensions_for(self, transport: Any) -> dict:
-        return {}
+        return connection_extensions(transport, self.server_cert)
 
     def request_started(self) -> None:
         self.total_requests += 1
@@ -175,7 +178,7 @@ class Server:
         try:
             await asyncio.wait_for(state.idle.wait(), timeout)
             done = True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             done = False
             for conn in list(state.connections):
                 conn.transport.abort() if hasattr(conn.transport, "abort") else None

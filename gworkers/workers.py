@@ -61,6 +61,23 @@ def ssl_context_for(cfg: Any) -> ssl.SSLContext:
     return context
 
 
+def _first_pem(path: str | None) -> str | None:
+    """The server's own certificate (the first one in certfile), for the TLS extension."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    end_marker = "-----END CERTIFICATE-----"
+    start = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find(end_marker, start)
+    if start < 0 or end < 0:
+        return None
+    return text[start : end + len(end_marker)] + "\n"
+
+
 class Worker(_GunicornWorker):
     """uvloop + httptools + websockets when installed; says so in one line when it falls back."""
 
@@ -151,6 +168,8 @@ class Worker(_GunicornWorker):
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise BootError(f"cannot build the TLS context: {exc}") from None
         state = ServerState(config, app, self.loop, self.log, lifespan.state)
+        if ssl_context is not None:
+            state.server_cert = _first_pem(cfg.certfile)
         if state.parser_note:
             self.log.info("gworkers: %s", state.parser_note)
         if self.max_requests and self.max_requests < sys.maxsize:
@@ -172,7 +191,7 @@ class Worker(_GunicornWorker):
         await server.shutdown(budget)
         try:
             await asyncio.wait_for(lifespan.shutdown(), max(reserve * 0.8, 0.1))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.log.warning("gworkers: lifespan shutdown did not finish in time")
 
     def _on_max_requests(self) -> None:

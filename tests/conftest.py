@@ -230,7 +230,7 @@ def raw_request(server: GunicornServer, data: bytes, timeout: float = 10.0,
         while True:
             try:
                 chunk = sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 break
             except (ConnectionResetError, ssl.SSLError):
                 break

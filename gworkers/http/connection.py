@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ContentTooLarge, ProtocolError, RequestTimeout
 from . import wire
 from .cycle import RequestCycle
+from .extensions import with_trailers
 from .head import check_head, decode_path, split_target
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class HTTPConnection(asyncio.Protocol):
             "query_string": query,
             "headers": headers,
             "state": self.server.new_state(),
-            "extensions": self.extensions,
+            "extensions": self.extensions if not head.te_trailers else with_trailers(self.extensions),
         }
         if authority is not None:
             # RFC 9112 3.2.2: the absolute-form authority replaces Host
@@ -285,7 +286,8 @@ class HTTPConnection(asyncio.Protocol):
         if cycle.response_complete or self.closed:
             return
         cycle.response_complete = True
-        if cycle.status == 0 and not cycle.disconnected:
+        if (cycle.status == 0 or cycle.head) and not cycle.disconnected:
+            # nothing of the response is on the wire yet (its head is held until the body)
             self.write(self.error_bytes(500))
         cycle.keep_alive = False
         cycle.feed_disconnect()

@@ -197,10 +197,8 @@ class RequestCycle:
                 keep_alive = False
             else:
                 parts.append(b"transfer-encoding: chunked\r\n")
-        if message.get("trailers"):
-            if not chunked:
-                raise AppProtocolError("trailers need a chunked response")
-            self.trailers = True
+        # trailers can only follow a chunked body; otherwise they are dropped (RFC 9110 6.5.1)
+        self.trailers = bool(message.get("trailers", False))
         if not conn.accepting:
             keep_alive = False
         if not keep_alive:
@@ -253,7 +251,7 @@ class RequestCycle:
                 self.length_left = left - n
         self._flush(head, out)
         self.head = b""
-        if not more and not self.trailers:
+        if not more and not (self.trailers and self.chunked):
             if self.length_left:
                 # short body: the peer cannot frame what follows, so the connection must close
                 self.keep_alive = False
@@ -279,14 +277,22 @@ class RequestCycle:
     def _send_trailers(self, message: dict[str, Any]) -> None:
         if not self.trailers:
             raise AppProtocolError("http.response.trailers without trailers: True in start")
-        parts = [b"0\r\n"]
-        for name, value in message.get("headers", ()):
+        if self.head is None or self.head:
+            raise AppProtocolError("http.response.trailers before the body")
+        headers = message.get("headers", ())
+        for name, value in headers:
             wire.check_header(name, value)
-            parts.append(b"%b: %b\r\n" % (name, value))
-        parts.append(b"\r\n")
         if message.get("more_trailers", False):
-            raise AppProtocolError("more_trailers is not supported")
+            raise AppProtocolError("more_trailers is not supported on HTTP/1.1")
         self.trailers = False
+        if not self.chunked:
+            return  # no chunked body to carry them (HTTP/1.0, Content-Length): dropped
+        # only a client that sent TE: trailers is sure to accept them (RFC 9110 6.5.1)
+        send = "http.response.trailers" in self.scope["extensions"]
+        parts = [b"0\r\n"]
+        if send:
+            parts += [b"%b: %b\r\n" % (name, value) for name, value in headers]
+        parts.append(b"\r\n")
         self.response_complete = True
         self.conn.write(b"".join(parts))
         self.conn.response_done(self)

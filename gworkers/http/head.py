@@ -71,7 +71,7 @@ def check_host(host: bytes) -> None:
 class Head:
     """What the connection needs to know about a request beyond its headers."""
 
-    __slots__ = ("chunked", "content_length", "expect_continue", "keep_alive", "upgrade")
+    __slots__ = ("chunked", "content_length", "expect_continue", "keep_alive", "te_trailers", "upgrade")
 
     def __init__(self) -> None:
         self.content_length: int | None = None
@@ -79,6 +79,7 @@ class Head:
         self.keep_alive = True
         self.expect_continue = False
         self.upgrade: bytes | None = None
+        self.te_trailers = False  # the client accepts trailer fields (TE: trailers)
 
 
 def check_head(method: bytes, target: bytes, version: str, headers: list) -> Head:
@@ -113,11 +114,14 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
                     cl_values.append(value)
             elif name == b"connection":
                 connection = value if connection is None else connection + b"," + value
-        elif c == b"t" and name == b"transfer-encoding":
-            if te_values is None:
-                te_values = [value]
-            else:
-                te_values.append(value)
+        elif c == b"t":
+            if name == b"transfer-encoding":
+                if te_values is None:
+                    te_values = [value]
+                else:
+                    te_values.append(value)
+            elif name == b"te" and b"trailers" in value.lower():
+                head.te_trailers = True
         elif c == b"e" and name == b"expect":
             if value.lower() == b"100-continue":
                 head.expect_continue = version == "1.1"
