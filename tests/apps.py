@@ -151,6 +151,30 @@ async def app(scope, receive, send):
     return await respond(send, body=body, content_type=b"application/json")
 
 
+def _record(entry: dict) -> None:
+    calls = os.environ.get("GW_TEST_CALLS")
+    if calls:
+        with open(calls, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+async def corpus_app(scope, receive, send):
+    """The raw-request corpus's app: records every call and every complete request it sees
+    (one JSON line each, in the file GW_TEST_CALLS names) and answers with the request."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(scope, receive, send)
+    _record({"event": "call", "raw_path": scope["raw_path"].decode("latin-1")})
+    try:
+        body = await read_body(receive)
+    except ConnectionError:
+        return  # the server refused the body: nothing to answer
+    keys = ("method", "path", "raw_path", "query_string", "http_version", "headers")
+    request = {k: v for k, v in _jsonable(scope).items() if k in keys}
+    request["body"] = body.decode("latin-1")
+    _record({"event": "request", **request})
+    await respond(send, body=json.dumps(request).encode(), content_type=b"application/json")
+
+
 async def ws_echo(scope, receive, send):
     message = await receive()
     if message["type"] != "websocket.connect":

@@ -185,19 +185,32 @@ def tls_files(tmp_path_factory) -> dict[str, str]:
     return result
 
 
+def _starter(tmp: Path, servers: list[GunicornServer]) -> Callable[..., GunicornServer]:
+    def start(app: str = "tests.apps:app", worker: str = "gworkers.Worker",
+              args: list[str] | None = None, env: dict[str, str] | None = None,
+              bind: str = "127.0.0.1:0", tls: dict | None = None) -> GunicornServer:
+        server = GunicornServer(tmp, app, worker, list(args or []), dict(env or {}), bind, tls)
+        servers.append(server)
+        return server
+
+    return start
+
+
 @pytest.fixture
 def start_server(tmp_path) -> Iterator[Callable[..., GunicornServer]]:
     """``start_server(app="tests.apps:app", worker=..., args=[...], env={}, bind=..., tls=...)``."""
     servers: list[GunicornServer] = []
+    yield _starter(tmp_path, servers)
+    for server in servers:
+        server.stop()
 
-    def start(app: str = "tests.apps:app", worker: str = "gworkers.Worker",
-              args: list[str] | None = None, env: dict[str, str] | None = None,
-              bind: str = "127.0.0.1:0", tls: dict | None = None) -> GunicornServer:
-        server = GunicornServer(tmp_path, app, worker, list(args or []), dict(env or {}), bind, tls)
-        servers.append(server)
-        return server
 
-    yield start
+@pytest.fixture(scope="module")
+def start_module_server(tmp_path_factory) -> Iterator[Callable[..., GunicornServer]]:
+    """``start_server`` whose servers live for the whole test module: for modules that run
+    many independent requests (the raw-request corpus) against one server per worker class."""
+    servers: list[GunicornServer] = []
+    yield _starter(tmp_path_factory.mktemp("module-server"), servers)
     for server in servers:
         server.stop()
 

@@ -20,7 +20,7 @@ from ..errors import ContentTooLarge, ProtocolError, RequestTimeout
 from . import wire
 from .cycle import RequestCycle
 from .extensions import with_trailers
-from .head import check_head, decode_path, split_target
+from .head import decode_path, read_request
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -67,6 +67,7 @@ class HTTPConnection(asyncio.Protocol):
         self.body_deadline = 0.0
         self.task: asyncio.Task | None = None
         self.requests = 0
+        self.more_requests = True  # the last request read allows another one after it
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
@@ -129,12 +130,11 @@ class HTTPConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ from the parser adapters
     def on_request(self, method: bytes, target: bytes, version: str, headers: list) -> bool:
         """A complete head arrived. Returns True when the connection was upgraded."""
-        head = check_head(method, target, version, headers)
-        raw_path, query, authority = split_target(method, target)
         config = self.config
         limit = config.limit_request_body
-        if limit and head.content_length is not None and head.content_length > limit:
-            raise ContentTooLarge("request body too large")
+        head, version, raw_path, query, headers = read_request(
+            method, target, version, headers, limit
+        )
         root = config.root_path
         scope = {
             "type": "http",
@@ -152,10 +152,6 @@ class HTTPConnection(asyncio.Protocol):
             "state": self.server.new_state(),
             "extensions": self.extensions if not head.te_trailers else with_trailers(self.extensions),
         }
-        if authority is not None:
-            # RFC 9112 3.2.2: the absolute-form authority replaces Host
-            scope["headers"] = [(n, v) for n, v in headers if n != b"host"]
-            scope["headers"].append((b"host", authority))
         if self.trusted:
             self.server.proxy.apply(scope, self)
         if head.upgrade is not None and head.upgrade == b"websocket":
@@ -172,6 +168,7 @@ class HTTPConnection(asyncio.Protocol):
             head.expect_continue and not body_complete,
             body_complete,
         )
+        self.more_requests = cycle.keep_alive
         if not body_complete:
             self.reading = cycle
             self.body_deadline = self.loop.time() + config.timeout_request_body
@@ -198,11 +195,14 @@ class HTTPConnection(asyncio.Protocol):
         if not self.read_paused and cycle.buffered() > BODY_HIGH_WATER:
             self.pause_reading()
 
-    def on_complete(self) -> None:
+    def on_complete(self) -> bool:
+        """The request's body is complete. False: read no further request on this connection
+        (RFC 9112 9.6: after ``close`` the server MUST NOT process further requests)."""
         cycle = self.reading
         if cycle is not None:
             self.reading = None
             cycle.feed_complete()
+        return self.more_requests
 
     # ------------------------------------------------------------------ from the cycle
     def want_body(self) -> None:

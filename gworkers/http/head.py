@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from ..errors import BadRequest, NotImplementedCoding, ProtocolError, VersionNotSupported
+from ..errors import (
+    BadRequest,
+    ContentTooLarge,
+    NotImplementedCoding,
+    ProtocolError,
+    VersionNotSupported,
+)
 
 # Methods llhttp recognises; h11 accepts any token, so the h11 adapter answers 501 for the rest
 # and both parsers agree. Request methods are case-sensitive (RFC 9110 9.1).
@@ -82,6 +88,29 @@ class Head:
         self.te_trailers = False  # the client accepts trailer fields (TE: trailers)
 
 
+def read_request(
+    method: bytes, target: bytes, version: str, headers: list, body_limit: int = 0
+) -> tuple[Head, str, bytes, bytes, list]:
+    """``(head, version, raw_path, query_string, scope headers)``: every check the connection
+    makes before it builds a scope, in one place.
+
+    ``HTTPConnection.on_request`` and the sans-IO corpus tests (tests/http/test_parsers.py)
+    both call this, so the corpus tests exactly the rules the server applies. The version is
+    the one the request is served as: RFC 9112 2.3 has a higher HTTP/1 minor version processed
+    as HTTP/1.1. For absolute-form, the target's authority replaces Host (RFC 9112 3.2.2).
+    """
+    if version != "1.1" and version != "1.0" and version[:2] == "1.":
+        version = "1.1"
+    head = check_head(method, target, version, headers)
+    raw_path, query, authority = split_target(method, target)
+    if body_limit and head.content_length is not None and head.content_length > body_limit:
+        raise ContentTooLarge("request body too large")
+    if authority is not None:
+        headers = [(n, v) for n, v in headers if n != b"host"]
+        headers.append((b"host", authority))
+    return head, version, raw_path, query, headers
+
+
 def check_head(method: bytes, target: bytes, version: str, headers: list) -> Head:
     """Validate a parsed head; raise a ProtocolError carrying the status to answer with.
 
@@ -151,7 +180,7 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
             raise BadRequest("missing Host header")
     if host is not None and host != b"":
         check_host(host)
-    elif hosts and version == "1.1" and not target.startswith((b"http://", b"https://")):
+    elif hosts and version == "1.1" and not _is_absolute(target):
         raise BadRequest("empty Host header")
     if connection is not None:
         tokens = {t.strip().lower() for t in connection.split(b",")}
@@ -165,7 +194,15 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
         head.upgrade = None
         if version == "1.0":
             head.keep_alive = False
+    if head.upgrade is not None:
+        # Served as plain HTTP/1.1 when nobody takes the upgrade over; the bytes after it may
+        # be in the other protocol already, so no further request is read (RFC 9110 7.8).
+        head.keep_alive = False
     return head
+
+
+def _is_absolute(target: bytes) -> bool:
+    return target[:7].lower() == b"http://" or target[:8].lower() == b"https://"
 
 
 def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes, bytes | None]:
@@ -180,7 +217,7 @@ def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes, bytes | No
         if target != b"*" or method != b"OPTIONS":
             raise BadRequest("asterisk-form is only for OPTIONS")
         return b"*", b"", None
-    elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+    elif _is_absolute(target):
         rest = target[target.find(b"//") + 2 :]
         end = len(rest)
         for sep in (b"/", b"?"):

@@ -11,20 +11,34 @@ from typing import Any
 
 import httptools
 
-from ..errors import BadRequest, ProtocolError, VersionNotSupported
-from .head import check_transfer_encoding, method_error
+from ..errors import BadRequest, ProtocolError
+from .head import check_transfer_encoding, is_token, method_error
 from .limits import Limits
+
+# The request line's bytes besides its target ("GET " + " HTTP/1.1\r\n") and the blank line
+# ending the head: the head size counted from callbacks is the size of the head as sent when it
+# is written the usual way (one SP after each colon).
+_LINE_EXTRA = 17
+
+
+class _Stop(Exception):
+    """Raised from on_message_complete: the connection reads no further request."""
 
 
 class HttptoolsParser:
     __slots__ = (
+        "buffered",
         "conn",
+        "done",
         "head_size",
         "headers",
         "in_head",
         "limits",
         "line",
+        "messages",
+        "method",
         "parser",
+        "trailers",
         "url",
         "upgraded",
     )
@@ -32,42 +46,75 @@ class HttptoolsParser:
     def __init__(self, conn: Any, config: Any) -> None:
         self.conn = conn
         self.parser = httptools.HttpRequestParser(self)
+        # llhttp refuses HTTP/1.2; RFC 9112 2.3 wants it served as 1.1 (check_head decides)
+        self.parser.set_dangerous_leniencies(lenient_version=True)
         self.limits = Limits(config)
         self.url = b""
         self.headers: list = []
         self.in_head = False
-        self.head_size = 0
+        self.head_size = 0  # the head as counted from the callbacks so far
+        self.buffered = 0  # bytes of chunks that arrived after the head began
+        self.messages = 0
+        self.trailers = 0
         self.line = b""  # bytes of a request line not yet parsed: names a refused method
         self.upgraded = False
+        self.done = False
+        self.method: bytes | None = None  # a refused method still arriving
 
     def feed(self, data: bytes) -> None:
-        if self.in_head:
-            self.head_size += len(data)
-            self.limits.check_head_size(self.head_size)
-        elif not self.url and len(self.line) < 64:
+        if self.done:
+            if self.method is not None:
+                self._refuse_method(self.method + data)
+            return
+        began = self.in_head
+        busy = bool(self.url)  # a request (its head or body) was in progress
+        if not busy and len(self.line) < 64:
             self.line += data[:64]
+        messages = self.messages
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             if self.upgraded:
                 self.conn.on_upgrade(data[exc.args[0] :])
-            # else: an upgrade we do not serve (h2c, ...): the request was answered as plain
-            # HTTP/1.1 with ``connection: close``, and the rest of the bytes are not ours.
+            # else: the upgrade was refused; on_complete said to read nothing more
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
+            if isinstance(cause, _Stop):
+                return
             if isinstance(cause, ProtocolError):
                 raise cause from None
             raise
         except httptools.HttpParserInvalidMethodError:
-            line = self.line.lstrip(b"\r\n")
-            raise method_error(line.split(b" ", 1)[0] if b" " in line else b"\0") from None
+            if self.messages > messages and (self.messages > messages + 1 or began or busy):
+                # The refused request began inside this chunk, behind another one, and llhttp
+                # does not say where: its method cannot be told from garbage.
+                raise BadRequest("invalid method") from None
+            self._refuse_method(self.line)
         except httptools.HttpParserError as exc:
             raise self._translate(exc) from None
+        if began and self.in_head and messages == self.messages:
+            # The head began before this chunk and is still incomplete: llhttp keeps a field
+            # it has not finished in memory, so count what arrives (a slow endless header).
+            self.buffered += len(data)
+            self.limits.check_head_size(self.buffered)
+
+    def _refuse_method(self, line: bytes) -> None:
+        """llhttp stops at the first byte no method it knows has; the answer (501 for an
+        unknown token, 400 for garbage) needs the whole method, which may not be here yet."""
+        line = line.lstrip(b"\r\n")
+        end = line.find(b" ")
+        word = line if end < 0 else line[:end]
+        if end < 0 and len(word) < 64 and (not word or is_token(word)):
+            self.done = True
+            self.method = line
+            self.in_head = True  # a head is still arriving: the header timeout applies
+            return
+        raise method_error(word) from None
 
     def _translate(self, exc: Exception) -> ProtocolError:
         reason = str(exc)
         if "HTTP version" in reason:
-            return VersionNotSupported(reason)
+            return BadRequest(reason)  # not HTTP/DIGIT.DIGIT: lenient_version takes the rest
         codings = [v for n, v in self.headers if n == b"transfer-encoding"]
         if codings and not any(n == b"content-length" for n, _ in self.headers):
             try:
@@ -79,7 +126,9 @@ class HttptoolsParser:
     # ------------------------------------------------------------------ llhttp callbacks
     def on_message_begin(self) -> None:
         self.in_head = True
-        self.head_size = 0
+        self.head_size = _LINE_EXTRA
+        self.buffered = 0
+        self.messages += 1
         self.url = b""
         self.headers = []
 
@@ -91,14 +140,26 @@ class HttptoolsParser:
         # llhttp strips leading whitespace only; RFC 9112 5.1 drops both sides
         if value and value[-1] in b" \t":
             value = value.rstrip(b" \t")
+        if not self.in_head:
+            # a trailer field (llhttp reports them here too): checked, never added to the
+            # headers the app already holds
+            self.trailers += 1
+            self.limits.check_field(self.trailers, name, value)
+            return
         headers = self.headers
         headers.append((name.lower(), value))
-        self.limits.check_field(len(headers), name, value)
+        limits = self.limits
+        limits.check_field(len(headers), name, value)
+        self.head_size += len(name) + len(value) + 4
+        if limits.head:
+            limits.check_head_size(self.head_size + len(self.url))
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.trailers = 0
         self.line = b""
         parser = self.parser
+        # llhttp reads "GET /" as HTTP/0.9, which check_head answers 505, as the h11 adapter does
         self.upgraded = self.conn.on_request(
             parser.get_method(), self.url, parser.get_http_version(), self.headers
         )
@@ -108,5 +169,7 @@ class HttptoolsParser:
 
     def on_message_complete(self) -> None:
         self.url = b""
-        if not self.upgraded:
-            self.conn.on_complete()
+        if not self.upgraded and not self.conn.on_complete():
+            # RFC 9112 9.6: nothing after a request that closes the connection is processed
+            self.done = True
+            raise _Stop
