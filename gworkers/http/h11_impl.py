@@ -29,10 +29,10 @@ _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 # field-line = field-name ":" OWS field-value OWS; field-value holds HTAB, SP, VCHAR, obs-text
 _FIELD = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)")
 # chunk-size [ chunk-ext ] (RFC 9112 7.1.1) as llhttp reads it: no whitespace, an empty
-# extension value allowed; 16 hex digits at most (a 64-bit size)
+# extension value allowed; 16 hex digits at most (a 64-bit size) after any leading zeros
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_LINE = re.compile(
-    rb"([0-9A-Fa-f]{1,16})(?:;[-!#$%&'*+.^_`|~0-9A-Za-z]+(?:=(?:[-!#$%&'*+.^_`|~0-9A-Za-z]*|"
+    rb"0*([0-9A-Fa-f]{1,16})(?:;[-!#$%&'*+.^_`|~0-9A-Za-z]+(?:=(?:[-!#$%&'*+.^_`|~0-9A-Za-z]*|"
     + _QUOTED
     + rb"))?)*"
 )

@@ -170,7 +170,7 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
         if len(cl_values) > 1:
             raise BadRequest("more than one Content-Length")
         value = cl_values[0]
-        if not value.isdigit() or len(value) > 18:
+        if not value.isdigit() or len(value) > 18 and len(value.lstrip(b"0")) > 18:
             raise BadRequest("invalid Content-Length")
         head.content_length = int(value)
     if hosts > 1:
