@@ -50,10 +50,10 @@ def _decode(text: str, pos: int, where: str, nested: bool) -> tuple[bytes, int]:
             out += _SIMPLE[esc]
             pos += 2
         elif esc == "x":
-            try:
-                out.append(int(text[pos + 2 : pos + 4], 16))
-            except ValueError:
-                raise CorpusError(f"{where}: bad \\x escape at {pos}") from None
+            digits = text[pos + 2 : pos + 4]
+            if len(digits) != 2 or digits.strip("0123456789abcdefABCDEF"):
+                raise CorpusError(f"{where}: bad \\x escape at {pos}")
+            out.append(int(digits, 16))
             pos += 4
         elif esc == "[":
             # \[COUNT:...\]  repeats the enclosed bytes COUNT times

@@ -14,7 +14,7 @@ from gworkers.config import Config
 from gworkers.errors import ProtocolError
 from gworkers.http.h11_impl import H11Parser
 from gworkers.http.head import decode_path, read_request
-from tests.corpus import load
+from tests.corpus import CorpusError, decode, load
 
 try:
     from gworkers.http.httptools_impl import HttptoolsParser
@@ -211,3 +211,13 @@ def test_corpus_size():
     assert len(VALID) >= 40 and len(INVALID) >= 40
     statuses = {c.expect["status"] for c in INVALID}
     assert statuses == {400, 414, 417, 431, 501, 505}
+
+
+def test_case_format():
+    """The .http escapes (tests/requests/README.md): layout line breaks vanish, escapes don't."""
+    assert decode("GET / HTTP/1.1\\r\\n\nHost: a\\r\\n\n\\r\\n") == b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert decode("a\\s\\t\\0\\x7f\\\\") == b"a \t\0\x7f\\"
+    assert decode("\\[3:ab\\[2:c\\]\\]") == b"abccabccabcc"
+    for bad in ("\\q", "\\x4", "caf\u00e9", "a\tb", "\\[2:a", "a\\]", "\\[x:a\\]"):
+        with pytest.raises(CorpusError):
+            decode(bad)
