@@ -17,8 +17,8 @@ from ..errors import (
     VersionNotSupported,
 )
 
-# Methods llhttp recognises; h11 accepts any token, so the h11 adapter answers 501 for the rest
-# and both parsers agree. Request methods are case-sensitive (RFC 9110 9.1).
+# Methods llhttp recognises; the pure-Python parser accepts any token, and check_head answers 501
+# for the rest, so both parsers agree. Request methods are case-sensitive (RFC 9110 9.1).
 METHODS: dict[bytes, str] = {
     m.encode(): m
     for m in (

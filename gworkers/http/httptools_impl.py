@@ -46,7 +46,7 @@ class HttptoolsParser:
     def __init__(self, conn: Any, config: Any) -> None:
         self.conn = conn
         self.parser = httptools.HttpRequestParser(self)
-        # llhttp refuses HTTP/1.2; RFC 9112 2.3 wants it served as 1.1 (check_head decides)
+        # llhttp refuses HTTP/1.2; RFC 9112 2.3 wants it served as 1.1 (head.read_request)
         self.parser.set_dangerous_leniencies(lenient_version=True)
         self.limits = Limits(config)
         self.url = b""
