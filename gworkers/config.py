@@ -184,6 +184,21 @@ def to_ip_list(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+FORWARDED_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                     "x-forwarded-port", "x-forwarded-prefix", "forwarded")
+
+
+def to_forwarded_headers(value: Any) -> tuple[str, ...]:
+    """Which proxy headers a trusted peer may set: a comma list or a list of header names."""
+    if isinstance(value, str):
+        value = value.split(",")
+    names = tuple(n.strip().lower() for n in to_str_list(value) if n.strip())
+    for name in names:
+        if name not in FORWARDED_HEADERS:
+            raise ValueError(f"{name!r} is not one of {', '.join(FORWARDED_HEADERS)}")
+    return names
+
+
 def to_scheme_headers(value: Any) -> tuple[tuple[bytes, bytes], ...]:
     """Gunicorn's ``secure_scheme_headers``: header -> value that means https."""
     if not value:
@@ -267,7 +282,7 @@ SETTINGS: dict[str, Setting] = {
           "Largest request body in bytes (413 past it); 0 = unlimited.",
           flags=("--limit-request-body",)),
         S("limit_concurrency", to_opt_int, None,
-          "Requests in progress per worker before answering 503.",
+          "App calls in progress per worker past which a request gets 503; 0/None = no cap.",
           flags=("--limit-concurrency",)),
         S("h11_max_incomplete_event_size", to_int, 16 * 1024,
           "h11: most bytes buffered while waiting for a complete request head.",
@@ -290,6 +305,9 @@ SETTINGS: dict[str, Setting] = {
           "Peers trusted for proxy headers: addresses, CIDR networks or '*'.",
           flags=("--forwarded-allow-ips",), gunicorn="forwarded_allow_ips",
           env="FORWARDED_ALLOW_IPS"),
+        S("forwarded_headers", to_forwarded_headers, ("x-forwarded-for", "x-forwarded-proto"),
+          "Proxy headers believed from trusted peers; add x-forwarded-host/-port/-prefix or "
+          "forwarded only when the proxy in front sets them.", flags=("--forwarded-headers",)),
         S("secure_scheme_headers", to_scheme_headers, (),
           "Gunicorn's header -> value map meaning the request came over https.",
           gunicorn="secure_scheme_headers"),

@@ -46,6 +46,10 @@ class HeaderFieldsTooLarge(ProtocolError):
     status = 431
 
 
+class ServiceUnavailable(ProtocolError):
+    status = 503
+
+
 class NotImplementedCoding(ProtocolError):
     status = 501
 

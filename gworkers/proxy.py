@@ -1,8 +1,19 @@
 """Proxy headers: one trust check, and the forwarded headers applied while the scope is built.
 
-Trust is decided once per connection (``trusts``), from ``forwarded_allow_ips``: addresses,
-CIDR networks, ``*``. A unix-socket peer is trusted, as Gunicorn documents, because nginx in
-front over a unix socket depends on it. Headers from an untrusted peer are never applied.
+Trust is decided once per connection (``trusts``) from ``forwarded_allow_ips``: addresses, CIDR
+networks, ``*``. A unix-socket peer is trusted, as Gunicorn documents, because nginx in front
+over a unix socket depends on it. Headers from an untrusted peer are never applied.
+
+Which headers are believed is a setting (``forwarded_headers``). Only X-Forwarded-For and
+X-Forwarded-Proto are on by default: every proxy sets or overwrites them. A proxy that does not
+set X-Forwarded-Host, -Port, -Prefix or ``Forwarded`` passes a client's own copy through, so
+believing those by default would let any client rewrite its Host or root_path (Werkzeug's
+ProxyFix makes the same choice). Turn them on when the proxy in front sets them.
+
+The client is found by walking the hop list from the right (the hop the trusted peer added)
+past every trusted proxy; the first untrusted hop is the client. When every hop is trusted
+(``*`` trusts everyone) the left-most one is. Proto, Host, Port and Prefix are read at the same
+hop when the header carries one value per hop, and from the single value a proxy set otherwise.
 """
 
 from __future__ import annotations
@@ -10,161 +21,273 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from .errors import ProtocolError
+from .http.head import check_host, decode_path
+
+_SCHEMES = {"http": ("http", "ws"), "https": ("https", "wss"), "ws": ("http", "ws"),
+            "wss": ("https", "wss")}
+_PREFIX_BAD = frozenset("?#\\ \t\"<>`{}|^") | frozenset(chr(c) for c in range(32))
+
 
 class ProxyTrust:
+    """The one trust function (``trusts``) and the one place headers are applied (``apply``)."""
+
     def __init__(self, config: Any) -> None:
-        self.enabled = config.proxy_headers
+        self.enabled = bool(config.proxy_headers)
         allow = config.forwarded_allow_ips
         self.everyone = "*" in allow
-        self.networks = []
-        for item in allow:
-            if item == "*" or item.startswith("unix:"):
-                continue
-            self.networks.append(ipaddress.ip_network(item, strict=False))
+        self.networks = tuple(
+            ipaddress.ip_network(item, strict=False)
+            for item in allow
+            if item != "*" and not item.startswith("unix:")
+        )
+        wanted = set(getattr(config, "forwarded_headers", ("x-forwarded-for", "x-forwarded-proto")))
         self.secure_headers = dict(config.secure_scheme_headers)
+        self.wanted = frozenset(n.encode() for n in wanted)
+        self.use_forwarded = b"forwarded" in self.wanted
+        # names looked for in one pass over the request headers
+        self.names = self.wanted | frozenset(self.secure_headers)
 
+    # ------------------------------------------------------------------ trust
     def trusted_host(self, host: str) -> bool:
+        """Whether ``host`` (an address string) is a trusted proxy."""
         if self.everyone:
             return True
-        try:
-            addr = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+        addr = _ip(host)
+        if addr is None:
             return False
-        if addr.version == 6 and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.networks)
+        if any(addr in net for net in self.networks if net.version == addr.version):
+            return True
+        mapped = getattr(addr, "ipv4_mapped", None)
+        return mapped is not None and any(mapped in net for net in self.networks)
 
     def trusts(self, client: tuple | None) -> bool:
-        """Whether proxy headers from this peer are believed (``None`` = unix socket peer)."""
+        """Whether proxy headers from this peer are believed (``None`` = unix-socket peer)."""
         if not self.enabled:
             return False
         if client is None:
             return True
         return self.trusted_host(client[0])
 
+    # ------------------------------------------------------------------ apply
     def apply(self, scope: dict, conn: Any) -> None:
-        """Rewrite client, scheme, server and root_path from the forwarded headers."""
-        forwarded = xff = proto = host = port = prefix = None
-        secure = None
-        secure_headers = self.secure_headers
+        """Rewrite client, scheme, server, Host and root_path from a trusted peer's headers."""
+        names = self.names
+        found: dict[bytes, list[bytes]] | None = None
         for name, value in scope["headers"]:
-            if name[:2] != b"x-" and name != b"forwarded":
-                if secure_headers and name in secure_headers:
-                    secure = value.strip().lower() == secure_headers[name]
-                continue
-            if name == b"x-forwarded-for":
-                xff = value if xff is None else xff + b"," + value
-            elif name == b"x-forwarded-proto":
-                proto = value
-            elif name == b"x-forwarded-host":
-                host = value
-            elif name == b"x-forwarded-port":
-                port = value
-            elif name == b"x-forwarded-prefix":
-                prefix = value
-            elif name == b"forwarded":
-                forwarded = value if forwarded is None else forwarded + b"," + value
-            if secure_headers and name in secure_headers:
-                secure = value.strip().lower() == secure_headers[name]
-        if forwarded is not None:
-            hops = _parse_forwarded(forwarded.decode("latin-1"))
-            if hops:
-                chain = [h.get("for", "") for h in hops]
-                client = self._client_from_chain(chain)
-                if client is not None:
-                    scope["client"] = client
-                last = hops[-1]
-                if "proto" in last:
-                    proto = last["proto"].encode("latin-1")
-                if "host" in last:
-                    host = last["host"].encode("latin-1")
-        elif xff is not None:
-            chain = [h.strip() for h in xff.decode("latin-1").split(",")]
-            client = self._client_from_chain(chain)
-            if client is not None:
-                scope["client"] = client
+            if name in names:
+                if found is None:
+                    found = {}
+                found.setdefault(name, []).append(value)
+        if found is None:
+            return
+        wanted = self.wanted
+        hop_from_right = 0  # which hop, counted from the right, describes the client
+        proto = host = None
+        forwarded = found.get(b"forwarded") if self.use_forwarded else None
+        elements = _parse_forwarded(b",".join(forwarded).decode("latin-1")) if forwarded else None
+        if elements:
+            index = self._client_index([_node(e.get("for")) for e in elements])
+            hop_from_right = len(elements) - 1 - index
+            element = elements[index]
+            node = _node(element.get("for"))
+            if node[0] is not None:
+                scope["client"] = node
+            proto = element.get("proto")
+            host = element.get("host")
+        elif b"x-forwarded-for" in found and b"x-forwarded-for" in wanted:
+            chain = [_node(item) for item in _items(found[b"x-forwarded-for"])]
+            if chain:
+                index = self._client_index(chain)
+                hop_from_right = len(chain) - 1 - index
+                if chain[index][0] is not None:
+                    scope["client"] = chain[index]
+        if proto is None and b"x-forwarded-proto" in found and b"x-forwarded-proto" in wanted:
+            proto = _pick(_items(found[b"x-forwarded-proto"]), hop_from_right)
+        if host is None and b"x-forwarded-host" in found and b"x-forwarded-host" in wanted:
+            host = _pick(_items(found[b"x-forwarded-host"]), hop_from_right)
+        ws = scope["type"] == "websocket"
         if proto is not None:
-            value = proto.decode("latin-1").split(",")[-1].strip().lower()
-            if value in ("http", "https"):
-                scope["scheme"] = value
-        elif secure is not None and secure:
-            scope["scheme"] = "https"
-        if host is not None or port is not None:
-            server_host = scope["server"][0] if scope["server"] else ""
-            server_port = scope["server"][1] if scope["server"] else None
-            if host is not None:
-                h = host.decode("latin-1").split(",")[-1].strip()
-                if h.startswith("["):
-                    end = h.find("]")
-                    server_host = h[1:end]
-                    rest = h[end + 1 :]
-                    if rest.startswith(":") and rest[1:].isdigit():
-                        server_port = int(rest[1:])
-                elif ":" in h:
-                    h, _, p = h.rpartition(":")
-                    server_host = h
-                    if p.isdigit():
-                        server_port = int(p)
-                else:
-                    server_host = h
-                    server_port = 443 if scope["scheme"] == "https" else 80
+            schemes = _SCHEMES.get(proto.strip().lower())
+            if schemes is not None:
+                scope["scheme"] = schemes[ws]
+        elif self.secure_headers:
+            secure = None
+            for name, wanted in self.secure_headers.items():
+                values = found.get(name)
+                if values is not None:
+                    secure = secure or values[-1].strip().lower() == wanted
+            if secure:
+                scope["scheme"] = "wss" if ws else "https"
+        server = scope["server"]
+        if host is not None:
+            self._apply_host(scope, host)
+        if b"x-forwarded-port" in found and b"x-forwarded-port" in wanted:
+            port = _port(_pick(_items(found[b"x-forwarded-port"]), hop_from_right))
             if port is not None:
-                p = port.decode("latin-1").split(",")[-1].strip()
-                if p.isdigit():
-                    server_port = int(p)
-            scope["server"] = (server_host, server_port)
-        if prefix is not None:
-            root = prefix.decode("latin-1").split(",")[-1].strip().rstrip("/")
-            if root.startswith("/"):
-                scope["root_path"] = root
-                scope["path"] = root + scope["path"]
-                scope["raw_path"] = root.encode("latin-1") + scope["raw_path"]
+                server = scope["server"]
+                scope["server"] = (server[0] if server else "", port)
+        if b"x-forwarded-prefix" in found and b"x-forwarded-prefix" in wanted:
+            prefix = _pick(_items(found[b"x-forwarded-prefix"]), hop_from_right)
+            if prefix is not None:
+                _apply_prefix(scope, prefix, conn)
 
-    def _client_from_chain(self, chain: list[str]) -> tuple[str, int] | None:
-        """The right-most address that is not a trusted proxy (the first untrusted hop)."""
-        for item in reversed(chain):
-            host, port = _split_node(item)
-            if not host:
-                continue
-            if not self.trusted_host(host):
-                return (host, port)
-        # every hop trusted: the left-most one is the client
-        for item in chain:
-            host, port = _split_node(item)
-            if host:
-                return (host, port)
+    def _client_index(self, chain: list[tuple[str | None, int]]) -> int:
+        """Index of the client hop: the right-most hop that is not a trusted proxy."""
+        for index in range(len(chain) - 1, -1, -1):
+            host = chain[index][0]
+            if host is None or not self.trusted_host(host):
+                return index
+        return 0
+
+    @staticmethod
+    def _apply_host(scope: dict, host: str) -> None:
+        raw = host.strip().encode("latin-1")
+        try:
+            check_host(raw)
+        except ProtocolError:
+            return  # not a valid Host value: ignored
+        name, port = _split_host(host.strip())
+        if port is None:
+            port = 443 if scope["scheme"] in ("https", "wss") else 80
+        scope["server"] = (name, port)
+        scope["headers"] = [(n, raw if n == b"host" else v) for n, v in scope["headers"]]
+
+
+# ---------------------------------------------------------------------- parsing helpers
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
         return None
 
 
-def _split_node(node: str) -> tuple[str, int]:
-    node = node.strip().strip('"')
+def _items(values: list[bytes]) -> list[str]:
+    """Comma-separated elements of every line of a header, in order, stripped."""
+    out = []
+    for value in values:
+        for item in value.decode("latin-1").split(","):
+            item = item.strip()
+            if item:
+                out.append(item)
+    return out
+
+
+def _pick(values: list[str], hop_from_right: int) -> str | None:
+    """The value at the client's hop when there is one value per hop, else the first one."""
+    if not values:
+        return None
+    if len(values) > hop_from_right:
+        return values[-1 - hop_from_right]
+    return values[0]
+
+
+def _port(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 5:
+        return None
+    port = int(value)
+    return port if 0 < port < 65536 else None
+
+
+def _split_host(host: str) -> tuple[str, int | None]:
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end], _port(host[end + 2 :]) if host[end + 1 : end + 2] == ":" else None
+    name, sep, port = host.partition(":")
+    return name, _port(port) if sep else None
+
+
+def _node(node: str | None) -> tuple[str | None, int]:
+    """An X-Forwarded-For item or a Forwarded ``for=``: ``(ip or None, port or 0)``.
+
+    Accepts ``1.2.3.4``, ``1.2.3.4:80``, ``::1``, ``[::1]``, ``[::1]:80``; an obfuscated
+    identifier (``_hidden``), ``unknown`` or anything that is not an address gives ``None``.
+    """
+    if not node:
+        return None, 0
+    node = node.strip()
+    port = ""
     if node.startswith("["):
         end = node.find("]")
-        host = node[1:end]
-        rest = node[end + 1 :]
-        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 0
-        return host, port
-    if node.count(":") == 1:
-        host, _, p = node.partition(":")
-        return host, int(p) if p.isdigit() else 0
-    if node.lower() == "unknown" or node.startswith("_"):
-        return "", 0
-    return node, 0
+        if end < 0:
+            return None, 0
+        host, rest = node[1:end], node[end + 1 :]
+        if rest:
+            if rest[0] != ":":
+                return None, 0
+            port = rest[1:]
+    elif node.count(":") == 1:
+        host, _, port = node.partition(":")
+    else:
+        host = node
+    addr = _ip(host)
+    if addr is None:
+        return None, 0
+    return str(addr), int(port) if port.isdigit() and len(port) <= 5 else 0
 
 
-def _parse_forwarded(value: str) -> list[dict[str, str]]:
-    """RFC 7239 ``Forwarded``: a list of hops, each a dict of lower-cased parameters."""
-    hops = []
-    for element in value.split(","):
-        params: dict[str, str] = {}
-        for pair in element.split(";"):
-            key, sep, val = pair.partition("=")
-            if not sep:
-                continue
-            val = val.strip()
-            if len(val) >= 2 and val[0] == val[-1] == '"':
-                val = val[1:-1]
-            params[key.strip().lower()] = val
-        if params:
-            hops.append(params)
-    return hops
+def _parse_forwarded(value: str) -> list[dict[str, str]] | None:
+    """RFC 7239 ``Forwarded``: one dict of lower-cased parameters per element.
+
+    Quoted strings may hold ``,`` ``;`` ``=`` and backslash escapes. A malformed header (a
+    parameter without ``=``, a repeated parameter, an unterminated quote) gives ``None``: none
+    of it is applied.
+    """
+    elements: list[dict[str, str]] = []
+    params: dict[str, str] = {}
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c in " \t;":
+            i += 1
+            continue
+        if c == ",":
+            if params:
+                elements.append(params)
+            params = {}
+            i += 1
+            continue
+        eq = value.find("=", i)
+        if eq < 0:
+            return None
+        key = value[i:eq].strip().lower()
+        if not key or key in params or any(ch in key for ch in ' \t,;"'):
+            return None
+        i = eq + 1
+        if i < n and value[i] == '"':
+            out = []
+            i += 1
+            while i < n and value[i] != '"':
+                if value[i] == "\\" and i + 1 < n:
+                    i += 1
+                out.append(value[i])
+                i += 1
+            if i >= n:
+                return None
+            i += 1
+            params[key] = "".join(out)
+        else:
+            start = i
+            while i < n and value[i] not in ",; \t":
+                i += 1
+            params[key] = value[start:i]
+    if params:
+        elements.append(params)
+    return elements or None
+
+
+def _apply_prefix(scope: dict, prefix: str, conn: Any) -> None:
+    """X-Forwarded-Prefix replaces the configured root_path (the proxy stripped this prefix)."""
+    prefix = prefix.rstrip("/")
+    if not prefix.startswith("/") or prefix.startswith("//") or any(c in _PREFIX_BAD for c in prefix):
+        return
+    old_root = scope["root_path"]
+    path = scope["path"][len(old_root) :] if old_root else scope["path"]
+    raw_path = scope["raw_path"]
+    old_raw = old_root.encode("utf-8") if old_root else b""
+    if old_raw and raw_path.startswith(old_raw):
+        raw_path = raw_path[len(old_raw) :]
+    root = decode_path(prefix)
+    scope["root_path"] = root
+    scope["path"] = root + path
+    scope["raw_path"] = prefix.encode("latin-1") + raw_path

@@ -88,6 +88,8 @@ class ServerState:
         self.proxy = ProxyTrust(config)
         self.lifespan_state = lifespan_state if lifespan_state is not None else {}
         self.total_requests = 0
+        # app calls in progress (``limit_concurrency``): counted by the connection around each
+        # HTTP app call; a WebSocket session that wants to count adds and removes itself.
         self.in_flight = 0
         self.max_requests = 0  # 0 = no limit
         self.on_max_requests: Callable[[], None] | None = None
@@ -107,14 +109,13 @@ class ServerState:
 
     def request_started(self) -> None:
         self.total_requests += 1
-        self.in_flight += 1
         if self.max_requests and self.total_requests >= self.max_requests:
             callback, self.on_max_requests = self.on_max_requests, None
             if callback is not None:
                 self.loop.call_soon(callback)
 
     def request_finished(self, cycle: Any) -> None:
-        self.in_flight -= 1
+        """A response is complete (a hook for access logs); ``in_flight`` is not counted here."""
 
     # ------------------------------------------------------------------ connections
     def connection_made(self, conn: HTTPConnection) -> None:

@@ -6,7 +6,16 @@ upgrades over. The parser adapters push three calls into it -- ``on_request``, `
 ``on_complete`` -- and raise ``ProtocolError`` for everything else.
 
 Timers are not armed per request: the server sweeps its connections once a second and each one
-compares the deadlines it keeps (``check_timeouts``).
+compares the deadlines it keeps (``check_timeouts``). No deadline is moved by the arrival of
+bytes, so a peer trickling single bytes gains nothing:
+
+* a new connection has ``timeout_request_header`` seconds from accept to deliver a complete
+  request head (silent: closed; a head had begun: 408);
+* a kept-alive connection may idle ``timeout_keep_alive`` seconds; once the next head has begun
+  it has ``timeout_request_header`` seconds (counted from the sweep that first sees it) to finish;
+* a request body must bring ``BODY_PROGRESS`` bytes, or its end, in every
+  ``timeout_request_body`` window, unless reading is paused on our side or a 100-continue is
+  still owed (then the client is waiting for us): 408 if no response started, else closed.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ContentTooLarge, ProtocolError, RequestTimeout
+from ..errors import ContentTooLarge, ProtocolError, RequestTimeout, ServiceUnavailable
 from . import wire
 from .cycle import RequestCycle
 from .extensions import with_trailers
@@ -31,6 +40,8 @@ BODY_HIGH_WATER = 64 * 1024
 OUT_HIGH_WATER = 64 * 1024
 # Requests parsed ahead of the one being answered before reading pauses.
 PIPELINE_DEPTH = 16
+# Body bytes a request must bring in each ``timeout_request_body`` window to count as progress.
+BODY_PROGRESS = 1024
 
 _EAGER = sys.version_info >= (3, 12)
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
@@ -65,6 +76,9 @@ class HTTPConnection(asyncio.Protocol):
         self.idle_deadline = 0.0
         self.head_deadline = 0.0
         self.body_deadline = 0.0
+        self.body_progress = 0
+        self.body_limit_left: int | None = None  # chunked body bytes still allowed
+        self.concurrency = server.config.limit_concurrency or 0
         self.task: asyncio.Task | None = None
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
@@ -157,6 +171,8 @@ class HTTPConnection(asyncio.Protocol):
         if head.upgrade is not None and head.upgrade == b"websocket":
             upgrader = self.server.websocket_upgrade
             if upgrader is not None and self.cycle is None and not self.pipeline:
+                if self.concurrency and self.server.in_flight >= self.concurrency:
+                    raise ServiceUnavailable("concurrency limit reached")
                 if upgrader(self, scope, head):
                     return True
         self.requests += 1
@@ -172,7 +188,8 @@ class HTTPConnection(asyncio.Protocol):
         if not body_complete:
             self.reading = cycle
             self.body_deadline = self.loop.time() + config.timeout_request_body
-            self.body_limit_left = limit or 0
+            self.body_progress = 0
+            self.body_limit_left = limit if limit and head.chunked else None
         if self.cycle is None:
             self.start(cycle)
         else:
@@ -184,13 +201,15 @@ class HTTPConnection(asyncio.Protocol):
 
     def on_body(self, data: bytes) -> None:
         cycle = self.reading
+        left = self.body_limit_left
+        if left is not None:
+            left -= len(data)
+            if left < 0:
+                raise ContentTooLarge("request body too large")
+            self.body_limit_left = left
+        self.body_progress += len(data)
         if cycle is None or cycle.response_complete or cycle.disconnected:
             return  # the app is done with it: discard
-        if self.body_limit_left:
-            self.body_limit_left -= len(data)
-            if self.body_limit_left <= 0:
-                raise ContentTooLarge("request body too large")
-        self.body_deadline = self.loop.time() + self.config.timeout_request_body
         cycle.feed_body(data)
         if not self.read_paused and cycle.buffered() > BODY_HIGH_WATER:
             self.pause_reading()
@@ -245,13 +264,17 @@ class HTTPConnection(asyncio.Protocol):
         elif not self.accepting:
             self.close()
         else:
-            now = self.loop.time()
-            self.idle_deadline = now + self.config.timeout_keep_alive
-            self.head_deadline = now + self.config.timeout_request_header
+            self.idle_deadline = self.loop.time() + self.config.timeout_keep_alive
+            self.head_deadline = 0.0  # set by the sweep that first sees the next head begun
 
     # ------------------------------------------------------------------ running the app
     def start(self, cycle: RequestCycle) -> None:
         self.cycle = cycle
+        server = self.server
+        if self.concurrency and server.in_flight >= self.concurrency:
+            self.refuse(cycle)
+            return
+        server.in_flight += 1
         coro = self.run_asgi(cycle)
         if self.config.reset_contextvars:
             import contextvars
@@ -272,6 +295,20 @@ class HTTPConnection(asyncio.Protocol):
         else:
             if not cycle.response_complete:
                 self.app_failed(cycle, None)
+        finally:
+            # in progress until the app call returns, whatever happened to the connection
+            self.server.in_flight -= 1
+
+    def refuse(self, cycle: RequestCycle) -> None:
+        """Past ``limit_concurrency``: 503 and close, without calling the app."""
+        cycle.response_complete = True
+        cycle.keep_alive = False
+        if self.reading is cycle:
+            self.reading = None
+        self.pipeline.clear()
+        self.pause_reading()
+        self.write(self.error_bytes(503))
+        self.close()
 
     def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
         """500 if nothing was sent yet, else close: a half-sent response cannot be mended."""
@@ -321,16 +358,22 @@ class HTTPConnection(asyncio.Protocol):
         """Answer a broken request with its status and close; never call the app for it."""
         self.pause_reading()
         reading = self.reading
-        if reading is not None and reading is self.cycle:
-            # broken body of the request the app is answering
+        if reading is not None:
             self.reading = None
-            reading.feed_disconnect()
-            if reading.status == 0 and not reading.response_complete:
-                reading.response_complete = True
-                self.write(self.error_bytes(exc.status))
-            self.server.log.debug("Malformed request body: %s", exc)
-            self.close()
-            return
+            if reading is self.cycle or reading.response_complete:
+                # broken body of the request the app is answering (or has answered)
+                reading.feed_disconnect()
+                if reading.status == 0 and not reading.response_complete:
+                    reading.response_complete = True
+                    self.write(self.error_bytes(exc.status))
+                self.server.log.debug("Malformed request body: %s", exc)
+                self.close()
+                return
+            # a pipelined request not started yet: never run it; answer after those before it
+            try:
+                self.pipeline.remove(reading)
+            except ValueError:
+                pass
         self.server.log.debug("Malformed request: %s", exc)
         if self.cycle is not None:
             # answer the requests before the broken one first
@@ -347,16 +390,26 @@ class HTTPConnection(asyncio.Protocol):
         self.close()
 
     def check_timeouts(self, now: float) -> None:
+        """Called once a second by the server; see the module docstring for the rules."""
         if self.closed or self.closing:
             return
-        if self.cycle is None and self.reading is None:
+        reading = self.reading
+        if self.cycle is None and reading is None:
             if self.parser.in_head:
-                if now >= self.head_deadline:
+                deadline = self.head_deadline
+                if not deadline:
+                    self.head_deadline = now + self.config.timeout_request_header
+                elif now >= deadline:
                     self.protocol_error(RequestTimeout("request head not received in time"))
             elif now >= self.idle_deadline:
                 self.close()
-        elif self.reading is not None and now >= self.body_deadline:
-            self.protocol_error(RequestTimeout("request body not received in time"))
+        elif reading is not None and now >= self.body_deadline:
+            if self.body_progress >= BODY_PROGRESS or self.read_paused or reading.expect_continue:
+                # real progress, or the client is waiting for us: a new window
+                self.body_progress = 0
+                self.body_deadline = now + self.config.timeout_request_body
+            else:
+                self.protocol_error(RequestTimeout("request body not received in time"))
 
     def shutdown(self) -> None:
         """Graceful drain: no new request here; idle connections close at once."""
