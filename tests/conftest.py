@@ -253,3 +253,27 @@ def raw_request(server: GunicornServer, data: bytes, timeout: float = 10.0,
         return b"".join(chunks)
     finally:
         sock.close()
+
+
+@pytest.fixture
+def config_worker(tmp_path) -> Callable[..., tuple[str, dict[str, str]]]:
+    """``config_worker(worker, **CONFIG_KWARGS) -> (worker class path, env)``.
+
+    Writes a module into tmp_path with a subclass of ``worker`` carrying ``CONFIG_KWARGS`` (short
+    timeouts, limits...) and returns the class path plus the env putting tmp_path on PYTHONPATH,
+    both to hand to ``start_server``.
+    """
+    count = [0]
+
+    def make(worker: str, **kwargs) -> tuple[str, dict[str, str]]:
+        count[0] += 1
+        module = f"gw_config_{count[0]}_{os.getpid()}"
+        base_module, _, base_name = worker.rpartition(".")
+        (tmp_path / f"{module}.py").write_text(
+            f"from {base_module} import {base_name} as _Base\n\n\n"
+            f"class ConfigWorker(_Base):\n    CONFIG_KWARGS = {kwargs!r}\n"
+        )
+        path = os.pathsep.join([str(tmp_path), str(REPO)])
+        return f"{module}.ConfigWorker", {"PYTHONPATH": path}
+
+    return make
