@@ -19,13 +19,16 @@ hop when the header carries one value per hop, and from the single value a proxy
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
-from .errors import ProtocolError
-from .http.head import check_host, decode_path
+from .http.head import decode_path
 
 _SCHEMES = {"http": ("http", "ws"), "https": ("https", "wss"), "ws": ("http", "ws"),
             "wss": ("https", "wss")}
+# A forwarded host: a DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
+# Stricter than Host's reg-name on purpose: the value came through a proxy, not from our parser.
+_HOST = re.compile(rb"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _PREFIX_BAD = frozenset("?#\\ \t\"<>`{}|^") | frozenset(chr(c) for c in range(32))
 
 
@@ -143,10 +146,8 @@ class ProxyTrust:
     @staticmethod
     def _apply_host(scope: dict, host: str) -> None:
         raw = host.strip().encode("latin-1")
-        try:
-            check_host(raw)
-        except ProtocolError:
-            return  # not a valid Host value: ignored
+        if _HOST.fullmatch(raw) is None:
+            return  # not a DNS name or an address with an optional port: ignored
         name, port = _split_host(host.strip())
         if port is None:
             port = 443 if scope["scheme"] in ("https", "wss") else 80
@@ -287,7 +288,7 @@ def _apply_prefix(scope: dict, prefix: str, conn: Any) -> None:
     old_raw = old_root.encode("utf-8") if old_root else b""
     if old_raw and raw_path.startswith(old_raw):
         raw_path = raw_path[len(old_raw) :]
-    root = decode_path(prefix)
+    root = decode_path(prefix.encode("latin-1"))
     scope["root_path"] = root
     scope["path"] = root + path
     scope["raw_path"] = prefix.encode("latin-1") + raw_path
