@@ -159,3 +159,20 @@ def test_concurrency_cap_is_exactly_n(start_server, config_worker, worker, tmp_p
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_head_size_cap_on_both_parsers(start_server, config_worker, worker, tmp_path):
+    """``h11_max_incomplete_event_size`` bounds the whole head, sent at once or in pieces."""
+    server = start(start_server, config_worker, worker, tmp_path, h11_max_incomplete_event_size=2000,
+                   limit_request_fields=0)
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%02d: %s\r\n" % (i, b"v" * 90)
+                                                      for i in range(40)) + b"\r\n"
+    assert exchange(server, head).startswith(b"HTTP/1.1 431 ")
+    with server.connect(timeout=15) as sock:
+        for i in range(0, len(head), 500):
+            try:
+                sock.sendall(head[i : i + 500])
+            except OSError:
+                break
+        assert read_until_close(sock).startswith(b"HTTP/1.1 431 ")
+    assert marker_lines(tmp_path / "calls") == []
