@@ -116,3 +116,17 @@ def test_graceful_shutdown(start_server, worker, tmp_path):
         assert (status, body) == (200, b"held")
         assert headers["connection"] == "close"
     assert server.wait() == 0
+
+
+def test_pipelined_broken_request_answered_after_the_good_ones(start_server, worker, tmp_path):
+    server = start(start_server, worker, tmp_path)
+    with server.connect() as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nGET /bad HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nGET /never HTTP/1.1\r\n"
+                     b"Host: x\r\n\r\n")
+        buf = bytearray()
+        assert read_response(sock, buf)[0] == 200
+        status, headers, _ = read_response(sock, buf)
+        assert (status, headers["connection"]) == (400, "close")
+        assert buf == b"" and read_until_close(sock) == b""
+    assert marker_lines(tmp_path / "calls") == ["GET /ok"]

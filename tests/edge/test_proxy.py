@@ -75,6 +75,15 @@ def test_untrusted_peer_headers_untouched(start_server, config_worker, worker):
         assert [name.lower(), value] in scope["headers"]
 
 
+def test_forwarded_allow_ips_from_environment(start_server, config_worker, worker):
+    path, env = config_worker(worker)
+    env["FORWARDED_ALLOW_IPS"] = "10.9.9.9"  # Gunicorn's default comes from it
+    server = start_server(app=APP, worker=path, env=env)
+    scope = scope_of(server, {"X-Forwarded-For": "198.51.100.4", "X-Forwarded-Proto": "https"})
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["scheme"] == "http"
+
+
 def test_trusted_ipv6_peer(start_server, config_worker, worker):
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
@@ -202,6 +211,10 @@ def test_forwarded_header():
         scope = applied([("forwarded", bad), ("x-forwarded-for", "3.3.3.3")])
         assert scope["client"] in (("127.0.0.1", 5000), ("3.3.3.3", 0))
         assert scope["client"] != ("1.1.1.1", 0)
+    # Forwarded wins over X-Forwarded-* when both are present
+    scope = applied([("forwarded", "for=1.1.1.1;proto=http"), ("x-forwarded-for", "2.2.2.2"),
+                     ("x-forwarded-proto", "https")])
+    assert scope["client"] == ("1.1.1.1", 0) and scope["scheme"] == "http"
     # Forwarded is believed only when configured
     scope = applied([("forwarded", "for=1.1.1.1")], forwarded_headers="x-forwarded-for")
     assert scope["client"] == ("127.0.0.1", 5000)
