@@ -102,6 +102,8 @@ class HTTPConnection(asyncio.Protocol):
         self.parser = server.parser_class(self, self.config)
         now = self.loop.time()
         self.idle_deadline = self.head_deadline = now + self.config.timeout_request_header
+        if self.config.timeout_keep_alive <= 0:
+            self.accepting = False  # Gunicorn's keepalive = 0: one request per connection
         server.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
@@ -391,8 +393,8 @@ class HTTPConnection(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         """Called once a second by the server; see the module docstring for the rules."""
-        if self.closed or self.closing:
-            return
+        if self.closed or self.closing or self.transport.get_protocol() is not self:
+            return  # done, or handed over (WebSocket): the new protocol keeps its own timers
         reading = self.reading
         if self.cycle is None and reading is None:
             if self.parser.in_head:

@@ -151,3 +151,13 @@ def test_2000_idle_connections_then_a_request(start_server, config_worker, worke
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_keepalive_zero_closes_after_each_response(start_server, config_worker, worker, tmp_path):
+    server = start(start_server, config_worker, worker, tmp_path, args=["--keep-alive", "0"])
+    with server.connect(timeout=15) as sock:
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(sock)
+        assert (status, headers["connection"]) == (200, "close")
+        assert read_until_close(sock) == b""
+    assert marker_lines(tmp_path / "calls") == ["GET /a"]
