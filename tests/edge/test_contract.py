@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 
 from tests.conftest import wait_until
 from tests.edge.raw import marker_lines, read_response, read_until_close
@@ -43,7 +42,7 @@ def test_unread_body_pauses_reading(start_server, worker, tmp_path):
         try:
             while sent < total:
                 sent += sock.send(chunk)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             pass
         assert sent < total  # blocked long before the body was all taken
         (tmp_path / "release").touch()

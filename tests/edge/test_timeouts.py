@@ -34,7 +34,7 @@ def trickle(sock: socket.socket, data: bytes, step: float = 0.2, limit: int = 20
             break
         try:
             chunk = sock.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             continue
         except ConnectionResetError:
             return b""
