@@ -310,6 +310,7 @@ class HTTPConnection(asyncio.Protocol):
         self.pipeline.clear()
         self.pause_reading()
         self.write(self.error_bytes(503))
+        self.server.request_finished(cycle)
         self.close()
 
     def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
