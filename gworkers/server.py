@@ -149,12 +149,15 @@ class Server:
         self, sockets: list, backlog: int = 2048, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         loop = self.state.loop
+        # A TLS handshake is part of getting the request head: same deadline (asyncio's is 60 s).
+        tls = {"ssl_handshake_timeout": self.state.config.timeout_request_header or None}
         for sock in sockets:
             server = await loop.create_server(
                 self.state.protocol_factory,
                 sock=sock,
                 backlog=backlog,
                 ssl=ssl_context,
+                **(tls if ssl_context is not None else {}),
             )
             self.servers.append(server)
         self._tick()

@@ -161,3 +161,13 @@ def test_keepalive_zero_closes_after_each_response(start_server, config_worker, 
         assert (status, headers["connection"]) == (200, "close")
         assert read_until_close(sock) == b""
     assert marker_lines(tmp_path / "calls") == ["GET /a"]
+
+
+def test_silent_tls_handshake_closed_at_header_deadline(start_server, config_worker, worker,
+                                                        tmp_path, tls_files):
+    path, env = config_worker(worker, timeout_request_header=1)
+    server = start_server(app=APP, worker=path, env=env, tls=tls_files)
+    with socket.create_connection((server.host, server.port), timeout=15) as sock:
+        assert read_until_close(sock) == b""  # no ClientHello sent: closed, not kept for 60 s
+    with server.client() as client:  # TLS itself still works
+        assert client.get("/x").status_code == 200
