@@ -113,11 +113,15 @@ class HTTPConnection(asyncio.Protocol):
             self.protocol_error(exc)
 
     def eof_received(self) -> bool | None:
-        # A half-closed peer may still read our answer to what it sent; keep writing.
-        if self.cycle is None and self.reading is None and not self.parser.in_head:
+        # A half-closed peer may still read our answer to what it sent; keep writing. With no
+        # request being answered nothing more can come: a partial head or the rest of an
+        # already answered body can never complete, so close rather than wait for a timeout.
+        if self.cycle is None:
             self.close()
-        elif self.reading is not None:
-            self.reading.feed_disconnect()
+        else:
+            self.accepting = False  # answer what was sent, then close
+            if self.reading is not None:
+                self.reading.feed_disconnect()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -255,8 +259,10 @@ class HTTPConnection(asyncio.Protocol):
             self.finish_with_error()
             return
         if self.reading is cycle:
-            # The app answered without reading the whole body: keep parsing and discard it.
-            pass
+            # The app answered without reading the whole body: keep parsing and discard it
+            # (reading may have paused on the unread buffer; nothing would ever resume it).
+            cycle.body = []
+            self.resume_reading()
         self.cycle = None
         if self.pipeline:
             nxt = self.pipeline.popleft()

@@ -171,3 +171,17 @@ def test_silent_tls_handshake_closed_at_header_deadline(start_server, config_wor
         assert read_until_close(sock) == b""  # no ClientHello sent: closed, not kept for 60 s
     with server.client() as client:  # TLS itself still works
         assert client.get("/x").status_code == 200
+
+
+def test_half_closed_partial_head_is_closed(start_server, config_worker, worker, tmp_path):
+    """A peer that half-closes inside a head can never finish it: closed at once, not at the
+    header deadline (an hour here)."""
+    server = start(start_server, config_worker, worker, tmp_path, timeout_request_header=3600)
+    with server.connect(timeout=15) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: ")
+        sock.shutdown(socket.SHUT_WR)
+        assert read_until_close(sock) == b""
+    with server.connect(timeout=15) as sock:  # a complete request then EOF is still answered
+        sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        assert read_until_close(sock).startswith(b"HTTP/1.1 200 ")
