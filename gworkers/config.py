@@ -289,13 +289,15 @@ SETTINGS: dict[str, Setting] = {
           flags=("--h11-max-incomplete-event-size",)),
         # --- timeouts
         S("timeout_keep_alive", to_float, 5.0,
-          "Close a keep-alive connection idle this many seconds (Gunicorn's keepalive).",
+          "Close a keep-alive connection idle this many seconds (Gunicorn's keepalive); 0 = one "
+          "request per connection.",
           flags=("--timeout-keep-alive",), gunicorn="keepalive"),
         S("timeout_request_header", to_float, 30.0,
-          "Seconds to receive a complete request head, from accept or the previous response.",
+          "Seconds to receive a complete request head (from accept, or from its first byte on a "
+          "kept-alive connection); 0 = off.",
           flags=("--timeout-request-header",)),
         S("timeout_request_body", to_float, 60.0,
-          "Seconds a request body may stay silent before the request is dropped.",
+          "Window in which a request body must bring 1 KiB or its end (else 408); 0 = off.",
           flags=("--timeout-request-body",)),
         # --- proxies
         S("proxy_headers", to_bool, True,

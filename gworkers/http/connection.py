@@ -42,6 +42,8 @@ OUT_HIGH_WATER = 64 * 1024
 PIPELINE_DEPTH = 16
 # Body bytes a request must bring in each ``timeout_request_body`` window to count as progress.
 BODY_PROGRESS = 1024
+# A timeout of 0 turns that deadline off.
+_OFF = float("inf")
 
 _EAGER = sys.version_info >= (3, 12)
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
@@ -101,7 +103,7 @@ class HTTPConnection(asyncio.Protocol):
         self.trusted = server.proxy.trusts(self.client)
         self.parser = server.parser_class(self, self.config)
         now = self.loop.time()
-        self.idle_deadline = self.head_deadline = now + self.config.timeout_request_header
+        self.idle_deadline = self.head_deadline = now + (self.config.timeout_request_header or _OFF)
         if self.config.timeout_keep_alive <= 0:
             self.accepting = False  # Gunicorn's keepalive = 0: one request per connection
         server.connection_made(self)
@@ -193,7 +195,7 @@ class HTTPConnection(asyncio.Protocol):
         self.more_requests = cycle.keep_alive
         if not body_complete:
             self.reading = cycle
-            self.body_deadline = self.loop.time() + config.timeout_request_body
+            self.body_deadline = self.loop.time() + (config.timeout_request_body or _OFF)
             self.body_progress = 0
             self.body_limit_left = limit if limit and head.chunked else None
         if self.cycle is None:
@@ -407,7 +409,7 @@ class HTTPConnection(asyncio.Protocol):
             if self.parser.in_head:
                 deadline = self.head_deadline
                 if not deadline:
-                    self.head_deadline = now + self.config.timeout_request_header
+                    self.head_deadline = now + (self.config.timeout_request_header or _OFF)
                 elif now >= deadline:
                     self.protocol_error(RequestTimeout("request head not received in time"))
             elif now >= self.idle_deadline:
@@ -416,7 +418,7 @@ class HTTPConnection(asyncio.Protocol):
             if self.body_progress >= BODY_PROGRESS or self.read_paused or reading.expect_continue:
                 # real progress, or the client is waiting for us: a new window
                 self.body_progress = 0
-                self.body_deadline = now + self.config.timeout_request_body
+                self.body_deadline = now + (self.config.timeout_request_body or _OFF)
             else:
                 self.protocol_error(RequestTimeout("request body not received in time"))
 
