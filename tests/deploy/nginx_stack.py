@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.deploy.support import (
-    DEPLOY, USER, PortTaken, Program, app_dir, client_tls, connects, free_port, render, require,
+    DEPLOY,
+    USER,
+    PortTaken,
+    Program,
+    app_dir,
+    client_tls,
+    connects,
+    free_port,
+    render,
+    require,
     retry_bind,
 )
 
