@@ -6,8 +6,6 @@ listen ports (picked free; nginx is started again on new ones if another process
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,11 +122,6 @@ class NginxStack:
     def stop(self) -> None:
         if self.nginx is not None:
             self.nginx.stop()
-
-
-def short_dir() -> tempfile.TemporaryDirectory:
-    """Unix socket paths are limited to ~107 bytes; pytest's tmp paths can be longer."""
-    return tempfile.TemporaryDirectory(prefix="gw-", dir=os.environ.get("GW_SOCK_DIR", "/tmp"))
 
 
 def issue_cert(tls_files: dict, directory: Path, *names: str) -> tuple[str, str]:

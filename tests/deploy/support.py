@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,8 @@ def retry_bind(start, attempts: int = 5):
 
 class PortTaken(Exception):
     pass
+
+
+def short_dir() -> tempfile.TemporaryDirectory:
+    """Unix socket paths are limited to ~107 bytes; pytest's tmp paths can be longer."""
+    return tempfile.TemporaryDirectory(prefix="gw-", dir=os.environ.get("GW_SOCK_DIR", "/tmp"))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.nginx_stack import NginxStack, issue_cert, short_dir
-from tests.deploy.support import open_socket, request
+from tests.deploy.nginx_stack import NginxStack, issue_cert
+from tests.deploy.support import open_socket, request, short_dir
 
 CLIENT = "127.0.0.2"
 

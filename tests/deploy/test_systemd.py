@@ -18,7 +18,6 @@ import socket
 import struct
 from pathlib import Path
 
-from tests.deploy.nginx_stack import short_dir
 from tests.deploy.support import (
     DEPLOY,
     VENV_BIN,
@@ -29,6 +28,7 @@ from tests.deploy.support import (
     render,
     request,
     require,
+    short_dir,
 )
 
 UNITS = DEPLOY / "systemd"
