@@ -28,5 +28,10 @@ keepalive = 75
 graceful_timeout = 30
 timeout = 30
 
+# Gunicorn 25.1+ control socket (gunicornc): its default path ($HOME/.gunicorn/gunicorn.ctl)
+# would be shared by every master of this user (two under the supervisor recipe). Give each
+# master its own `control_socket` path instead if you use gunicornc. Older Gunicorn ignores it.
+control_socket_disable = True
+
 accesslog = "-"          # access log to stdout, where journald/supervisor/circus collect it
 errorlog = "-"
