@@ -53,13 +53,15 @@ class NginxStack:
     http_port: int = 0
     https_port: int = 0
     nginx: Program | None = None
+    conf_edits: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.app = app_dir(self.tmp)
         self.socket_path = str(self.sock_dir / "gunicorn.sock")
         self.gunicorn_conf = self.app / "gunicorn.conf.py"
         render(DEPLOY / "gunicorn.conf.py", self.gunicorn_conf,
-               {"unix:/run/gworkers/gunicorn.sock": f"unix:{self.socket_path}"})
+               {"unix:/run/gworkers/gunicorn.sock": f"unix:{self.socket_path}",
+                **self.conf_edits})
 
     def gunicorn_args(self) -> list[str]:
         return ["-c", str(self.gunicorn_conf), "--chdir", str(self.app)]

@@ -49,6 +49,17 @@ def test_client_address_and_scheme_reach_the_app(stack):
     assert dict(scope["headers"])["x-forwarded-for"] == f"203.0.113.9, {CLIENT}"
     assert scope["client"][0] == CLIENT
     assert scope["scheme"] == "https"
+    # headers nginx does not set are cleared, or the (trusted) worker would apply them
+    forged = {"Forwarded": "for=203.0.113.9;proto=http;host=evil.example",
+              "X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "1",
+              "X-Forwarded-Prefix": "/evil"}
+    r = request(stack.https, "/x", tls=stack.tls(), source=CLIENT, headers=forged)
+    scope = r.json()
+    assert scope["client"][0] == CLIENT
+    assert scope["scheme"] == "https"
+    assert scope["root_path"] == "" and scope["path"] == "/x"
+    assert "evil.example" not in str(scope["server"])
+    assert not {"forwarded", "x-forwarded-host", "x-forwarded-prefix"} & set(dict(scope["headers"]))
 
 
 def test_plain_http_redirects_and_unknown_hosts_get_nothing(stack, worker):

@@ -56,7 +56,6 @@ def test_encrypted_key_with_password(start_server, worker, tls_files, encrypted_
                           args=["-c", HOOK, "--keyfile", encrypted_key,
                                 "--certfile", tls_files["cert"]],
                           env={"GUNICORN_KEY_PASSWORD": PASSWORD})
-    server.tls = tls_files
     r = https_get(server, client_context(tls_files))
     assert r.status == 200
     assert r.json()["scheme"] == "https"
