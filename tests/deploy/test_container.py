@@ -157,3 +157,16 @@ def test_cmd_logs_access_to_stdout(container):
     assert container.get("/logged").status == 200
     wait_until(lambda: "GET /logged" in container.out.read_text(), message="access log line", timeout=10)
     assert "GET /logged" not in container.err.read_text()  # stdout only, errors on stderr
+
+
+@pytest.mark.xfail(importlib.util.find_spec("gworkers.accesslog") is None, strict=False,
+                   reason="a SIGTERM arriving while a worker boots is lost on main (the worker "
+                          "is SIGKILLed at graceful_timeout); fixed with issue 4's signal work")
+def test_sigterm_right_after_boot_stops_every_worker(container):
+    """`docker stop` / the kubelet may TERM a container that has only just started."""
+    container.proc.terminate()
+    assert container.proc.wait(60) == 0
+    log = container.err.read_text()
+    booted = set(re.findall(r"Booting worker with pid: (\d+)", log))
+    exited = set(re.findall(r"Worker exiting \(pid: (\d+)\)", log))
+    assert booted and booted <= exited, f"workers that never drained: {booted - exited}\n{log}"
