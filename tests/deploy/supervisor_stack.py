@@ -13,6 +13,7 @@ from tests.deploy.support import (
     Program,
     app_dir,
     free_port,
+    kill_leftovers,
     program_env,
     render,
     require,
@@ -79,3 +80,4 @@ class Supervisor:
 
     def stop(self) -> None:
         self.proc.stop()
+        kill_leftovers(self.app_log())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -197,3 +198,20 @@ class PortTaken(Exception):
 def short_dir() -> tempfile.TemporaryDirectory:
     """Unix socket paths are limited to ~107 bytes; pytest's tmp paths can be longer."""
     return tempfile.TemporaryDirectory(prefix="gw-", dir=os.environ.get("GW_SOCK_DIR", "/tmp"))
+
+
+def kill_leftovers(gunicorn_log: str) -> None:
+    """SIGKILL Gunicorn processes named in a log that outlived their supervisor (a supervisor
+    puts its children in their own process groups, out of reach of ``Program.stop``)."""
+    pids = re.findall(r"Listening at: \S+ \((\d+)\)", gunicorn_log)
+    pids += re.findall(r"Booting worker with pid: (\d+)", gunicorn_log)
+    for pid in {int(p) for p in pids}:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"gunicorn" in cmdline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

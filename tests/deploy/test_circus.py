@@ -22,6 +22,7 @@ from tests.deploy.support import (
     app_dir,
     connects,
     free_port,
+    kill_leftovers,
     program_env,
     render,
     request,
@@ -106,3 +107,4 @@ def test_circus_owns_the_socket(tmp_path):
             assert request(address, "/").status == 200
         finally:
             proc.stop()
+            kill_leftovers(app_log())
