@@ -9,8 +9,8 @@ worker_class = "gworkers.Worker"
 # One event loop per core is enough for an async worker (not Gunicorn's 2*cores+1 for sync).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
 
-# nginx (deploy/nginx/gworkers.conf) connects here; /run/gworkers must be writable by this
-# user and reachable by nginx's (systemd: RuntimeDirectory=gworkers).
+# nginx (deploy/nginx/gworkers.conf) connects here: /run/gworkers must exist, writable by
+# this user and reachable by nginx's. (deploy/systemd: the socket unit creates and binds it.)
 bind = "unix:/run/gworkers/gunicorn.sock"
 
 # Proxy headers (X-Forwarded-For/-Proto, Forwarded) are believed only from these TCP peers;

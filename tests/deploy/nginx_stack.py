@@ -53,6 +53,7 @@ class NginxStack:
     http_port: int = 0
     https_port: int = 0
     nginx: Program | None = None
+    gunicorn: object = None  # the GunicornServer behind nginx, set by the test
     conf_edits: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

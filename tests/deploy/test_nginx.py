@@ -63,7 +63,7 @@ def test_client_address_and_scheme_reach_the_app(stack):
     assert not {"forwarded", "x-forwarded-host", "x-forwarded-prefix"} & set(dict(scope["headers"]))
 
 
-def test_plain_http_redirects_and_unknown_hosts_get_nothing(stack, worker):
+def test_plain_http_redirects_and_unknown_hosts_get_nothing(stack):
     r = request(stack.http, "/a?b=1", source=CLIENT)
     assert r.status == 301
     assert r.headers["location"] == "https://example.com/a?b=1"
