@@ -96,6 +96,10 @@ class ServerState:
         self.websocket_upgrade: Callable[..., bool] | None = None
         self.extension_handlers: dict[str, Callable] = dict(EXTENSION_HANDLERS)
         self.server_cert: str | None = None  # PEM, for the TLS scope extension
+        from .ws import make_upgrader
+
+        # ws = none still gets an upgrader: it refuses the handshake cleanly (400)
+        self.websocket_upgrade, self.ws_note = make_upgrader(self)
         self.idle = asyncio.Event()
         self.idle.set()
 

@@ -172,6 +172,8 @@ class Worker(_GunicornWorker):
             state.server_cert = _first_pem(cfg.certfile)
         if state.parser_note:
             self.log.info("gworkers: %s", state.parser_note)
+        if state.ws_note:
+            self.log.info("gworkers: %s", state.ws_note)
         if self.max_requests and self.max_requests < sys.maxsize:
             state.max_requests = self.max_requests
             state.on_max_requests = self._on_max_requests

@@ -84,6 +84,7 @@ class HTTPConnection(asyncio.Protocol):
         self.task: asyncio.Task | None = None
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
+        self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
@@ -230,6 +231,24 @@ class HTTPConnection(asyncio.Protocol):
             self.reading = None
             cycle.feed_complete()
         return self.more_requests
+
+    def on_upgrade(self, rest: bytes) -> None:
+        """The parser saw the end of an upgrade request's head: hand the transport over.
+
+        ``rest`` holds the bytes received after the head; the new protocol gets them as they
+        are (the request is never re-serialised). It registers before this connection
+        leaves the registry, so a draining server never sees the worker idle in between.
+        """
+        protocol, self.upgrade_to = self.upgrade_to, None
+        if protocol is None or self.closed:
+            return
+        if self.out:
+            self.flush()
+        self.closed = True  # this protocol no longer owns the transport
+        self.transport.set_protocol(protocol)
+        self.server.connection_made(protocol)
+        self.server.connection_lost(self)
+        protocol.start(rest)
 
     # ------------------------------------------------------------------ from the cycle
     def want_body(self) -> None:

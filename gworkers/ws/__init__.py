@@ -1,0 +1,44 @@
+"""WebSocket support: one ASGI session (``session.py``) over two sans-IO engines.
+
+``choose_engine`` picks the engine for the ``ws`` setting; ``make_upgrader`` returns the callable
+``ServerState.websocket_upgrade`` that the HTTP connection calls for ``Upgrade: websocket``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def choose_engine(kind: str) -> tuple[type | None, str]:
+    """The engine class for ``ws = auto|websockets|wsproto|none``, and a note on fallback."""
+    if kind == "none":
+        return None, ""
+    if kind in ("auto", "websockets"):
+        try:
+            from .websockets_impl import WebsocketsEngine
+        except ImportError:
+            if kind == "websockets":
+                raise
+        else:
+            return WebsocketsEngine, ""
+    try:
+        from .wsproto_impl import WsprotoEngine
+    except ImportError:
+        if kind == "wsproto":
+            raise
+        return None, "neither websockets nor wsproto is installed: WebSocket requests are refused"
+    note = "websockets is not installed: using wsproto" if kind == "auto" else ""
+    return WsprotoEngine, note
+
+
+def make_upgrader(server: Any) -> tuple[Any, str]:
+    """``(conn, scope, head) -> True``: the connection hands its transport to a new session."""
+    from .session import WebSocketSession
+
+    engine, note = choose_engine(server.config.ws)
+
+    def upgrade(conn: Any, scope: dict, head: Any) -> bool:
+        conn.upgrade_to = WebSocketSession(conn, scope, engine)
+        return True
+
+    return upgrade, note

@@ -1,0 +1,537 @@
+"""The ONE ASGI WebSocket session, whichever engine frames the bytes.
+
+The HTTP connection hands its transport over (``transport.set_protocol``) with the bytes that
+followed the request head; from then on this protocol owns the transport. It validates the
+opening handshake (400/426 before the app is called), runs the app, writes the 101 (or the
+app's denial response, or 403), assembles messages from the engine's fragments, enforces
+``ws_max_size`` and ``ws_max_queue``, pings the peer from the server's once-a-second tick, and
+performs the closing handshake: a close frame always precedes the TCP close.
+
+The engines (``websockets_impl``, ``wsproto_impl``) only frame: they push ``on_data``,
+``on_pong``, ``on_close`` and ``on_failed`` into the session and return frame bytes for
+``send_text``, ``send_bytes``, ``ping`` and ``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import os
+from collections import deque
+from http import HTTPStatus
+from typing import Any
+
+from ..errors import AppProtocolError, BadRequest, ClientDisconnected, ProtocolError
+from ..http import wire
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# How long the peer gets to answer our close frame (or to take our last bytes) before the TCP
+# connection is aborted.
+CLOSE_TIMEOUT = 10.0
+
+CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = "connecting", "open", "closing", "closed", "responding"
+
+_CONNECT = {"type": "websocket.connect"}
+_SUBPROTOCOL_CHARS = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+# Headers of the 101 the session writes itself; the app's copies are dropped.
+_OWN_HEADERS = frozenset(
+    (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-extensions",
+     b"content-length", b"transfer-encoding")
+)
+_failure_logged = False  # the first app failure before accept is logged with its traceback
+
+
+class UpgradeRequired(ProtocolError):
+    status = 426
+
+
+def valid_close_code(code: Any) -> bool:
+    """Codes an endpoint may send (RFC 6455 7.4.1/7.4.2): not 1004-1006 or 1015."""
+    return type(code) is int and (
+        1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999
+    )
+
+
+def check_handshake(scope: dict) -> tuple[bytes, list[str], list[bytes]]:
+    """``(key, subprotocols, extension offers)`` of a valid opening handshake (RFC 6455 4.2.1).
+
+    Raises BadRequest (400) or UpgradeRequired (426, with the version we speak).
+    """
+    if scope["method"] != "GET":
+        raise BadRequest("a WebSocket handshake must be a GET")
+    if scope["http_version"] != "1.1":
+        raise BadRequest("a WebSocket handshake needs HTTP/1.1")
+    key = version = None
+    protocols: list[str] = []
+    offers: list[bytes] = []
+    for name, value in scope["headers"]:
+        if name[:14] != b"sec-websocket-":
+            continue
+        if name == b"sec-websocket-key":
+            if key is not None:
+                raise BadRequest("more than one Sec-WebSocket-Key")
+            key = value
+        elif name == b"sec-websocket-version":
+            if version is not None:
+                raise BadRequest("more than one Sec-WebSocket-Version")
+            version = value
+        elif name == b"sec-websocket-protocol":
+            protocols.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
+        elif name == b"sec-websocket-extensions":
+            offers.append(value)
+    if version is None:
+        raise BadRequest("missing Sec-WebSocket-Version")
+    if version.strip() != b"13":
+        raise UpgradeRequired("unsupported Sec-WebSocket-Version")
+    if key is None:
+        raise BadRequest("missing Sec-WebSocket-Key")
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise BadRequest("invalid Sec-WebSocket-Key")
+    return key, protocols, offers
+
+
+def accept_token(key: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+
+
+class WebSocketSession(asyncio.Protocol):
+    def __init__(self, conn: Any, http_scope: dict, engine_class: type | None) -> None:
+        server = conn.server
+        self.conn = conn
+        self.server = server
+        self.config = config = server.config
+        self.loop = server.loop
+        self.app = server.app
+        self.transport: Any = conn.transport
+        self.refusal: ProtocolError | None = None
+        self.engine: Any = None
+        key, subprotocols = b"", []
+        if engine_class is None:
+            self.refusal = BadRequest("WebSocket support is disabled on this server")
+        else:
+            try:
+                key, subprotocols, offers = check_handshake(http_scope)
+                self.engine = engine_class(self, config, offers)
+            except ProtocolError as exc:
+                self.refusal = exc
+        self.key = key
+        scope = dict(http_scope)
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
+        scope["subprotocols"] = subprotocols
+        extensions = dict(scope.get("extensions") or ())
+        extensions["websocket.http.response"] = {}
+        scope["extensions"] = extensions
+        self.scope = scope
+        self.state = CONNECTING
+        self.connect_sent = False
+        self.queue: deque[dict] = deque()
+        self.max_queue = max(config.ws_max_queue, 1)
+        self.max_size = config.ws_max_size or 0
+        self.parts: list = []
+        self.size = 0
+        self.waiter: asyncio.Future | None = None
+        self.drain_waiter: asyncio.Future | None = None
+        self.disconnect: dict | None = None
+        self.write_paused = False
+        self.read_paused = False
+        self.lost = False
+        self.closing = False  # the TCP close was asked for; nothing more is written or read
+        self.deadline = 0.0  # abort the transport past this (CLOSING, or CLOSED and unflushed)
+        self.early = b""  # bytes received before the app accepted
+        self.shutting_down = False
+        self.next_ping = 0.0
+        self.ping_deadline = 0.0
+        self.ping_payload = b""
+        self.chunked = False
+        self.response_head = b""
+        self.task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ taking over
+    def start(self, rest: bytes) -> None:
+        """The transport is ours (the connection called ``set_protocol``): run the app."""
+        refusal = self.refusal
+        if refusal is not None:
+            self.server.log.debug("WebSocket handshake refused: %s", refusal)
+            extra = b"sec-websocket-version: 13\r\n" if refusal.status == 426 else b""
+            self.write(self.error_bytes(refusal.status, str(refusal), extra))
+            self.close_transport()
+            return
+        self.early = rest
+        if not self.conn.read_paused:
+            self.transport.pause_reading()
+        self.read_paused = True
+        self.task = self.loop.create_task(self.run_asgi())
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def data_received(self, data: bytes) -> None:
+        if self.state is OPEN or self.state is CLOSING:
+            self.engine.feed(data)
+
+    def eof_received(self) -> bool | None:
+        return False  # the peer left without a close frame: 1006, via connection_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.closing = True
+        self.state = CLOSED
+        if self.disconnect is None:
+            self.disconnect = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        self._wake()
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        self.server.connection_lost(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ from the engine
+    def on_data(self, data: Any, text: bool, fin: bool) -> None:
+        if self.state is not OPEN:
+            return  # we are closing: the app asked for no more
+        parts = self.parts
+        if parts or not fin:
+            parts.append(data)
+            self.size += len(data)
+            if self.max_size and self.size > self.max_size:
+                self.parts = []
+                self.engine.fail(1009, "message too big")
+                return
+            if not fin:
+                return
+            data = "".join(parts) if text else b"".join(parts)
+            self.parts = []
+            self.size = 0
+        elif self.max_size and len(data) > self.max_size:
+            self.engine.fail(1009, "message too big")
+            return
+        if text:
+            message = {"type": "websocket.receive", "text": data}
+        else:
+            if type(data) is not bytes:
+                data = bytes(data)
+            message = {"type": "websocket.receive", "bytes": data}
+        queue = self.queue
+        queue.append(message)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(queue) >= self.max_queue and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def on_pong(self, payload: bytes) -> None:
+        if self.ping_deadline and payload == self.ping_payload:
+            self.ping_deadline = 0.0
+            self.next_ping = self.loop.time() + (self.config.ws_ping_interval or 0.0)
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The peer's close frame: as a reply to ours, or its own (already echoed)."""
+        self.set_disconnect(code, reason)
+        self.state = CLOSED
+        self.close_transport()
+
+    def on_failed(self, code: int, reason: str) -> None:
+        """A protocol error: the engine sent the close frame naming it; close the TCP."""
+        if self.state is OPEN:
+            self.server.log.debug("WebSocket protocol error (%s): %s", code, reason)
+        self.set_disconnect(code, reason)
+        self.state = CLOSED
+        self.close_transport()
+
+    # ------------------------------------------------------------------ ASGI receive
+    async def receive(self) -> dict:
+        if not self.connect_sent:
+            self.connect_sent = True
+            return _CONNECT
+        queue = self.queue
+        while True:
+            if queue:
+                message = queue.popleft()
+                if self.read_paused and len(queue) < self.max_queue and self.state is OPEN:
+                    self.read_paused = False
+                    self.transport.resume_reading()
+                return message
+            if self.disconnect is not None:
+                return self.disconnect
+            waiter = self.waiter = self.loop.create_future()
+            await waiter
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def set_disconnect(self, code: int, reason: str) -> None:
+        if self.disconnect is None:
+            self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+            self._wake()
+
+    # ------------------------------------------------------------------ ASGI send
+    async def send(self, message: dict) -> None:
+        kind = message["type"]
+        state = self.state
+        if kind == "websocket.send":
+            if state is not OPEN:
+                if state is CONNECTING or state is RESPONDING:
+                    raise AppProtocolError("websocket.send before websocket.accept")
+                raise ClientDisconnected("the WebSocket is closed")
+            text = message.get("text")
+            if text is not None:
+                data = self.engine.send_text(text)
+            else:
+                payload = message.get("bytes")
+                if payload is None:
+                    raise AppProtocolError("websocket.send without text or bytes")
+                data = self.engine.send_bytes(payload)
+            self.transport.write(data)
+            if self.write_paused:
+                await self.drain()
+        elif kind == "websocket.accept":
+            if state is not CONNECTING:
+                if state is CLOSED and self.lost:
+                    raise ClientDisconnected("the client went away")
+                raise AppProtocolError(f"websocket.accept in state {state}")
+            self.accept(message.get("subprotocol"), message.get("headers") or ())
+        elif kind == "websocket.close":
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            if state is OPEN:
+                if not valid_close_code(code):
+                    raise AppProtocolError(f"invalid close code {code!r}")
+                self.start_close(code, reason)
+            elif state is CONNECTING:
+                # ASGI: a close before accept refuses the handshake with 403
+                self.state = CLOSED
+                self.write(self.error_bytes(403))
+                self.set_disconnect(1006, "")
+                self.close_transport()
+            elif state is RESPONDING:
+                raise AppProtocolError("websocket.close during a denial response")
+            # CLOSING / CLOSED: the connection is already going away
+        elif kind == "websocket.http.response.start":
+            if state is not CONNECTING:
+                raise AppProtocolError(f"{kind} in state {state}")
+            self.start_response(message)
+        elif kind == "websocket.http.response.body":
+            if state is not RESPONDING:
+                raise AppProtocolError(f"{kind} in state {state}")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if self.chunked:
+                out = wire.chunk(body) if body else b""
+                if not more:
+                    out += wire.LAST_CHUNK
+            else:
+                out = body
+            head, self.response_head = self.response_head, b""
+            self.write(head + out if head else out)
+            if not more:
+                self.state = CLOSED
+                self.set_disconnect(1006, "")
+                self.close_transport()
+            elif self.write_paused:
+                await self.drain()
+        else:
+            raise AppProtocolError(f"unexpected ASGI message type {kind!r}")
+
+    async def drain(self) -> None:
+        if self.write_paused and not self.lost:
+            waiter = self.drain_waiter
+            if waiter is None:
+                waiter = self.drain_waiter = self.loop.create_future()
+            await waiter
+            if self.lost:
+                raise ClientDisconnected("the client went away")
+
+    # ------------------------------------------------------------------ handshake
+    def accept(self, subprotocol: str | None, headers: Any) -> None:
+        parts = [
+            b"HTTP/1.1 101 Switching Protocols\r\n",
+            self.server.defaults.block,
+            b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
+            accept_token(self.key),
+            b"\r\n",
+        ]
+        engine = self.engine
+        if engine.extension_header is not None:
+            parts.append(b"sec-websocket-extensions: %b\r\n" % engine.extension_header)
+        if subprotocol is not None:
+            raw = subprotocol.encode("ascii", "replace") if isinstance(subprotocol, str) else b""
+            if not raw or not all(c in _SUBPROTOCOL_CHARS for c in raw):
+                raise AppProtocolError(f"invalid subprotocol {subprotocol!r}")
+            parts.append(b"sec-websocket-protocol: %b\r\n" % raw)
+        for name, value in headers:
+            wire.check_header(name, value)
+            lname = name.lower()
+            if lname in _OWN_HEADERS or subprotocol is not None and lname == b"sec-websocket-protocol":
+                continue
+            parts.append(b"%b: %b\r\n" % (name, value))
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
+        self.state = OPEN
+        engine.open()
+        interval = self.config.ws_ping_interval
+        if interval:
+            self.next_ping = self.loop.time() + interval
+        if self.shutting_down:
+            self.set_disconnect(1012, "")
+            self.start_close(1012, "")
+        elif not self.lost:
+            self.read_paused = False
+            self.transport.resume_reading()
+        early, self.early = self.early, b""
+        if early:
+            engine.feed(early)
+
+    def start_response(self, message: dict) -> None:
+        """The ``websocket.http.response`` extension: the app's own denial response."""
+        status = message["status"]
+        if type(status) is not int or status < 200 or status == 101:
+            raise AppProtocolError(f"invalid denial response status {status!r}")
+        parts = [wire.status_line(status), self.server.defaults.block]
+        length = False
+        for name, value in message.get("headers") or ():
+            wire.check_header(name, value)
+            lname = name.lower()
+            if lname == b"content-length":
+                length = True
+            elif lname in (b"transfer-encoding", b"connection"):
+                continue
+            parts.append(b"%b: %b\r\n" % (name, value))
+        if not length:
+            self.chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"connection: close\r\n\r\n")
+        self.response_head = b"".join(parts)
+        self.state = RESPONDING
+
+    def error_bytes(self, status: int, message: str = "", extra: bytes = b"") -> bytes:
+        body = (message or HTTPStatus(status).phrase).encode("utf-8", "replace")
+        return b"%b%b%bcontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%b" % (
+            wire.status_line(status), self.server.defaults.block, extra, len(body), body,
+        )
+
+    # ------------------------------------------------------------------ running the app
+    async def run_asgi(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self.app_failed(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        else:
+            self.app_returned()
+
+    def app_failed(self, exc: BaseException) -> None:
+        global _failure_logged
+        log = self.server.log
+        state = self.state
+        if state is CONNECTING:
+            # Often an app that serves HTTP only: one traceback, then one line each time.
+            if _failure_logged:
+                log.error("WebSocket app failed before accepting: %r; answered 500", exc)
+            else:
+                _failure_logged = True
+                log.error("Exception in ASGI application (WebSocket, before accept); "
+                          "answered 500", exc_info=exc)
+            self.state = CLOSED
+            self.write(self.error_bytes(500))
+            self.set_disconnect(1006, "")
+            self.close_transport()
+            return
+        if isinstance(exc, ClientDisconnected | asyncio.CancelledError) and self.lost:
+            return
+        log.error("Exception in ASGI application (WebSocket)", exc_info=exc)
+        if state is OPEN:
+            self.start_close(1011, "")
+        elif state is RESPONDING:
+            self.state = CLOSED
+            self.close_transport()
+
+    def app_returned(self) -> None:
+        state = self.state
+        if state is OPEN:
+            self.start_close(1000, "")
+        elif state is CONNECTING:
+            self.server.log.error("WebSocket app returned without accepting or closing; "
+                                  "answered 500")
+            self.state = CLOSED
+            self.write(self.error_bytes(500))
+            self.close_transport()
+        elif state is RESPONDING:
+            self.state = CLOSED
+            self.close_transport()
+
+    # ------------------------------------------------------------------ closing
+    def start_close(self, code: int, reason: str) -> None:
+        """Our close frame; the TCP closes when the peer answers or CLOSE_TIMEOUT passes."""
+        self.write(self.engine.close(code, reason))
+        self.state = CLOSING
+        self.parts = []
+        self.deadline = self.loop.time() + CLOSE_TIMEOUT
+        if self.read_paused and not self.lost:
+            # the peer's answer must be read even if the app stopped receiving
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def close_transport(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.deadline = self.loop.time() + CLOSE_TIMEOUT
+            self.transport.close()
+
+    def write(self, data: bytes) -> None:
+        if data and not self.closing:
+            self.transport.write(data)
+
+    def check_timeouts(self, now: float) -> None:
+        """Called by the server's once-a-second tick: keep-alive pings and close deadlines."""
+        state = self.state
+        if state is OPEN:
+            interval = self.config.ws_ping_interval
+            if not interval:
+                return
+            if self.ping_deadline:
+                if now >= self.ping_deadline and not self.read_paused:
+                    self.engine.fail(1011, "keepalive ping timeout")
+            elif now >= self.next_ping:
+                self.ping_payload = os.urandom(4)
+                self.write(self.engine.ping(self.ping_payload))
+                timeout = self.config.ws_ping_timeout
+                self.ping_deadline = now + timeout if timeout else 0.0
+                self.next_ping = now + interval
+        elif (state is CLOSING or self.closing) and not self.lost and now >= self.deadline > 0:
+            # the peer never answered our close, or never read our last bytes
+            self.transport.abort()
+
+    def shutdown(self) -> None:
+        """The worker drains: open WebSockets close with 1012 (service restart)."""
+        self.shutting_down = True
+        if self.state is OPEN:
+            self.set_disconnect(1012, "")
+            self.start_close(1012, "")
