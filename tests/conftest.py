@@ -277,3 +277,81 @@ def config_worker(tmp_path) -> Callable[..., tuple[str, dict[str, str]]]:
         return f"{module}.ConfigWorker", {"PYTHONPATH": path}
 
     return make
+
+
+# --------------------------------------------------------------------------- WebSocket servers
+WS_ENGINES = ["websockets", "wsproto"]
+_WS_MODULE = """\
+import gworkers
+
+KW = {kwargs!r}
+
+
+class Worker(gworkers.Worker):
+    CONFIG_KWARGS = KW
+
+
+class H11Worker(gworkers.H11Worker):
+    CONFIG_KWARGS = KW
+"""
+
+
+def ws_worker_module(directory: Path, engine: str, **config_kwargs: object) -> tuple[Path, dict]:
+    """Write ``gwtest_ws.py`` (worker subclasses whose CONFIG_KWARGS pick the engine) into
+    ``directory``; return it and the env putting it on the Gunicorn subprocess's PYTHONPATH."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "gwtest_ws.py").write_text(_WS_MODULE.format(kwargs={"ws": engine, **config_kwargs}))
+    env = {"PYTHONPATH": os.pathsep.join([str(directory), str(REPO)])}
+    return directory, env
+
+
+def ws_worker_class(worker: str) -> str:
+    return "gwtest_ws.H11Worker" if worker.endswith("H11Worker") else "gwtest_ws.Worker"
+
+
+@pytest.fixture(params=WS_ENGINES)
+def ws_engine(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def start_ws_server(start_server, tmp_path) -> Callable[..., GunicornServer]:
+    """``start_ws_server(worker, engine, app=..., tls=None, args=[], env={}, **CONFIG_KWARGS)``:
+    Gunicorn with ``worker`` (a gworkers class name) serving WebSockets with ``engine``. The
+    app's marker file (``GW_WS_MARKER``) is ``server.marker``."""
+
+    def start(worker: str, engine: str, app: str = "tests.ws_apps:app", tls: dict | None = None,
+              args: list[str] | None = None, env: dict[str, str] | None = None,
+              **config_kwargs: object) -> GunicornServer:
+        tag = f"{time.monotonic_ns()}"
+        _, extra = ws_worker_module(tmp_path / f"ws-{tag}", engine, **config_kwargs)
+        marker = tmp_path / f"ws-marker-{tag}.txt"
+        marker.touch()
+        extra["GW_WS_MARKER"] = str(marker)
+        extra.update(env or {})
+        server = start_server(app=app, worker=ws_worker_class(worker), args=args, env=extra, tls=tls)
+        server.marker = marker  # type: ignore[attr-defined]
+        return server
+
+    return start
+
+
+@pytest.fixture(scope="module", params=[(w, e) for w in WORKERS for e in WS_ENGINES],
+                ids=[f"{w.rsplit('.', 1)[1]}-{e}" for w in WORKERS for e in WS_ENGINES])
+def ws_server(request, tmp_path_factory) -> Iterator[GunicornServer]:
+    """One server per worker class x WebSocket engine, shared by a module's tests (each test
+    uses its own path tag, so marker lines do not mix). ws_max_size is 2 MiB here."""
+    worker, engine = request.param
+    tmp = tmp_path_factory.mktemp("ws")
+    _, env = ws_worker_module(tmp / "mod", engine, ws_max_size=2 * 1024 * 1024)
+    marker = tmp / "marker.txt"
+    marker.touch()
+    env["GW_WS_MARKER"] = str(marker)
+    server = GunicornServer(tmp, "tests.ws_apps:app", ws_worker_class(worker), [], env,
+                            "127.0.0.1:0", None)
+    server.marker = marker  # type: ignore[attr-defined]
+    server.engine = engine  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -40,21 +40,22 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": body})
         return
     path = scope["path"]
+    kind = "/" + path.split("/")[1]  # /disconnect/<tag>: the tag names the test's marker line
     message = await receive()
     if message["type"] != "websocket.connect":
         raise RuntimeError(f"expected websocket.connect, got {message}")
-    if path == "/deny":
+    if kind == "/deny":
         await send({"type": "websocket.http.response.start", "status": 401,
                     "headers": [(b"x-denied", b"yes"), (b"content-type", b"text/plain")]})
         await send({"type": "websocket.http.response.body", "body": b"go ", "more_body": True})
         await send({"type": "websocket.http.response.body", "body": b"away"})
         return
-    if path == "/close-before-accept":
+    if kind == "/close-before-accept":
         await send({"type": "websocket.close"})
         return
-    if path == "/raise-before-accept":
+    if kind == "/raise-before-accept":
         raise RuntimeError("this app serves HTTP only")
-    if path == "/subprotocol":
+    if kind == "/subprotocol":
         offered = scope["subprotocols"]
         chosen = "b" if "b" in offered else None
         await send({"type": "websocket.accept", "subprotocol": chosen,
@@ -63,27 +64,27 @@ async def app(scope, receive, send):
         await _until_disconnect(receive)
         return
     await send({"type": "websocket.accept"})
-    if path == "/scope":
+    if kind == "/scope":
         out = {k: v for k, v in scope.items() if k not in ("headers", "state", "extensions")}
         out["raw_path"] = scope["raw_path"].decode("latin-1")
         out["query_string"] = scope["query_string"].decode("latin-1")
         out["extensions"] = sorted(scope["extensions"])
         out["headers"] = [[n.decode(), v.decode()] for n, v in scope["headers"]]
         await send({"type": "websocket.send", "text": json.dumps(out)})
-    elif path == "/close-code":
+    elif kind == "/close-code":
         await send({"type": "websocket.close", "code": 4001, "reason": "bye"})
         message = await receive()
         record(path, message["type"], message.get("code"))
         return
-    elif path == "/raise":
+    elif kind == "/raise":
         raise RuntimeError("boom after accept")
-    elif path == "/return":
+    elif kind == "/return":
         return
-    elif path == "/disconnect":
+    elif kind == "/disconnect":
         message = await _until_disconnect(receive)
         record(path, message["code"], json.dumps(message.get("reason", "")))
         return
-    elif path == "/send-after-close":
+    elif kind == "/send-after-close":
         message = await _until_disconnect(receive)
         try:
             await send({"type": "websocket.send", "text": "too late"})
@@ -92,7 +93,7 @@ async def app(scope, receive, send):
         else:
             record(path, "no-error")
         return
-    elif path == "/flood":
+    elif kind == "/flood":
         count = int(scope["query_string"] or b"200")
         chunk = b"x" * (1024 * 1024)
         for i in range(count):
@@ -100,7 +101,7 @@ async def app(scope, receive, send):
             record(path, i + 1)
         await send({"type": "websocket.close", "code": 1000})
         return
-    elif path == "/shutdown":
+    elif kind == "/shutdown":
         record(path, "accepted")
         message = await _until_disconnect(receive)
         record(path, message["code"])
