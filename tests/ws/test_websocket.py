@@ -406,8 +406,10 @@ def test_ping_pong(ws_server):
 
 # --------------------------------------------------------------------------- load and memory
 def test_500_concurrent_connections(ws_server):
+    path = f"/echo/{tag()}"
+
     async def one(i: int) -> None:
-        async with connect(url(ws_server, "/echo"), compression=None, open_timeout=60) as ws:
+        async with connect(url(ws_server, path), compression=None, open_timeout=60) as ws:
             for j in range(3):
                 await ws.send(f"{i}-{j}")
                 assert await ws.recv() == f"{i}-{j}"
@@ -416,6 +418,10 @@ def test_500_concurrent_connections(ws_server):
         await asyncio.gather(*(one(i) for i in range(500)))
 
     run(go())
+    # every session saw its client's normal close
+    lines = wait_until(lambda: len(marker_lines(ws_server, path)) == 500 and marker_lines(ws_server, path),
+                       message="500 disconnects")
+    assert set(lines) == {f"{path} 1000"}
 
 
 def rss_kib(pid: int) -> int:
@@ -452,6 +458,7 @@ def test_non_reading_client_keeps_worker_memory_bounded(ws_server):
             peak = max(peak, rss_kib(pid))
             seen.append(progress())
             time.sleep(0.05)  # an observation window, not synchronisation
+        print(f"stalled at {seen[-1]} MiB, RSS +{(peak - before) // 1024} MiB")
         assert seen[-1] < 200, "the app was never held back"
         assert peak - before < 64 * 1024, f"worker RSS grew by {(peak - before) // 1024} MiB"
         # now read everything: 200 binary frames of 1 MiB, then the close frame
