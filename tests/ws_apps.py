@@ -6,6 +6,7 @@ What the app saw (disconnect codes, exceptions, progress) goes to the file named
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -100,6 +101,14 @@ async def app(scope, receive, send):
             await send({"type": "websocket.send", "bytes": chunk})
             record(path, i + 1)
         await send({"type": "websocket.close", "code": 1000})
+        return
+    elif kind == "/slow-reader":
+        # takes one message, then stops receiving for a while: the queue fills up
+        await receive()
+        record(path, "first")
+        await asyncio.sleep(float(scope["query_string"] or b"30"))
+        message = await _until_disconnect(receive)
+        record(path, message["code"])
         return
     elif kind == "/shutdown":
         record(path, "accepted")

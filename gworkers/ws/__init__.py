@@ -38,7 +38,9 @@ def make_upgrader(server: Any) -> tuple[Any, str]:
     engine, note = choose_engine(server.config.ws)
 
     def upgrade(conn: Any, scope: dict, head: Any) -> bool:
-        conn.upgrade_to = WebSocketSession(conn, scope, engine)
+        session = conn.upgrade_to = WebSocketSession(conn, scope, engine)
+        # the worker is already draining: close with 1012 as soon as the app accepts
+        session.shutting_down = not conn.accepting
         return True
 
     return upgrade, note

@@ -323,6 +323,9 @@ class WebSocketSession(asyncio.Protocol):
             if state is OPEN:
                 if not valid_close_code(code):
                     raise AppProtocolError(f"invalid close code {code!r}")
+                if len(reason) > 30:
+                    # a close frame's payload is at most 125 bytes: 2 for the code, 123 of text
+                    reason = reason.encode()[:123].decode("utf-8", "ignore")
                 self.start_close(code, reason)
             elif state is CONNECTING:
                 # ASGI: a close before accept refuses the handshake with 403

@@ -25,6 +25,7 @@ from ..errors import BadRequest
 _SERVER = ConnectionType.SERVER
 _OPEN = ConnectionState.OPEN
 _REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
+_INFLATE_SLICE = 16 * 1024
 
 
 class WsprotoEngine:
@@ -69,8 +70,23 @@ class WsprotoEngine:
         self.conn = Connection(_SERVER, self.extensions)
 
     # ------------------------------------------------------------------ incoming
-    def feed(self, data: bytes | None) -> None:
-        """Parse ``data`` (None: the TCP stream ended) and push what it held to the session."""
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` and push what it held to the session.
+
+        With permessage-deflate, wsproto inflates whatever it is given without a bound, so
+        large reads go in slices: one slice inflates to at most ~1000x its size before the
+        session's ``ws_max_size`` check can fail the message (1009).
+        """
+        if self.extensions and len(data) > _INFLATE_SLICE:
+            view = memoryview(data)
+            for start in range(0, len(data), _INFLATE_SLICE):
+                self._feed(bytes(view[start : start + _INFLATE_SLICE]))
+                if self.session.closing:
+                    return
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         conn = self.conn
         session = self.session
         conn.receive_data(data)

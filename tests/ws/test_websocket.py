@@ -168,6 +168,48 @@ def test_deflate_offer_with_client_max_window_bits_header(ws_server):
             assert 8 <= int(value) <= 10
 
 
+def test_compressed_message_inflating_past_max_size_is_1009(ws_server):
+    """A few KiB of deflate that inflate to 3 MiB (over the 2 MiB limit): refused with 1009,
+    without the worker inflating it all first."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Request
+    from wsproto.extensions import PerMessageDeflate
+
+    client = WSConnection(ConnectionType.CLIENT)
+    sock = ws_server.connect()
+    code = None
+    try:
+        sock.sendall(client.send(Request(host="localhost", target="/echo",
+                                         extensions=[PerMessageDeflate()])))
+        while code is None:
+            data = sock.recv(65536)
+            assert data, "closed without a close frame"
+            client.receive_data(data)
+            for event in client.events():
+                if isinstance(event, AcceptConnection):
+                    assert event.extensions, "deflate not negotiated"
+                    out = client.send(BytesMessage(data=bytes(3 * MiB)))
+                    assert len(out) < 64 * 1024
+                    sock.sendall(out)
+                elif isinstance(event, CloseConnection):
+                    code = event.code
+    finally:
+        sock.close()
+    assert code == 1009
+
+
+def test_frames_sent_with_the_handshake_are_kept(ws_server):
+    sock = ws_server.connect()
+    try:
+        sock.sendall(handshake_bytes("/echo") + frame(TEXT, b"early bird"))
+        status, _, rest = read_head(sock)
+        assert status == 101
+        got = FrameReader(sock, rest).next_skipping_pings()
+    finally:
+        sock.close()
+    assert got == (TEXT, True, 0, b"early bird")
+
+
 def test_subprotocols_and_accept_headers(ws_server):
     async def go():
         async with connect(url(ws_server, "/subprotocol"), subprotocols=["a", "b"]) as ws:
@@ -422,6 +464,30 @@ def test_500_concurrent_connections(ws_server):
     lines = wait_until(lambda: len(marker_lines(ws_server, path)) == 500 and marker_lines(ws_server, path),
                        message="500 disconnects")
     assert set(lines) == {f"{path} 1000"}
+
+
+def test_full_queue_pauses_reading(ws_server):
+    """The app stops receiving: past ws_max_queue messages the worker stops reading the socket,
+    so the client's sends block instead of the worker buffering without bound."""
+    (pid,) = ws_server.worker_pids()
+    path = f"/slow-reader/{tag()}"
+    sock, rest = open_ws(ws_server, path)
+    before = rss_kib(pid)
+    sent = 0
+    try:
+        sock.sendall(frame(TEXT, b"first"))
+        wait_marker(ws_server, path)
+        message = frame(BINARY, b"z" * 65536)
+        sock.settimeout(2)  # a deadline for noticing the block, not a synchronisation
+        with pytest.raises(TimeoutError):
+            while sent < 256 * MiB:
+                sock.sendall(message)
+                sent += len(message)
+        grown = rss_kib(pid) - before
+    finally:
+        sock.close()
+    assert sent < 64 * MiB, f"the worker read {sent // MiB} MiB the app did not ask for"
+    assert grown < 64 * 1024
 
 
 def rss_kib(pid: int) -> int:
