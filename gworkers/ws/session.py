@@ -467,8 +467,8 @@ class WebSocketSession(asyncio.Protocol):
             self.set_disconnect(1006, "")
             self.close_transport()
             return
-        if isinstance(exc, ClientDisconnected | asyncio.CancelledError) and self.lost:
-            return
+        if isinstance(exc, ClientDisconnected | asyncio.CancelledError) and state is CLOSED:
+            return  # the app noticed the peer left: nothing to report
         log.error("Exception in ASGI application (WebSocket)", exc_info=exc)
         if state is OPEN:
             self.start_close(1011, "")
