@@ -130,6 +130,7 @@ def test_engines_peer_close_is_echoed(engine):
     ("data", "code"),
     [(frame(TEXT, b"\xff"), 1007), (frame(TEXT, b"x", mask=False), 1002),
      (frame(TEXT, b"x", rsv=4), 1002), (frame(PING, b"p" * 126), 1002)],
+    ids=["invalid-utf8", "unmasked", "reserved-bits", "oversized-control"],
 )
 def test_engines_agree_on_failure_codes(engine, data, code):
     eng, session = engine
