@@ -20,6 +20,7 @@ from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 
 from ..errors import BadRequest
+from .framing import BINARY, TEXT, data_frame
 
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
@@ -139,10 +140,14 @@ class WebsocketsEngine:
         return out[0] if len(out) == 1 else b"".join(out)
 
     def send_text(self, data: str) -> bytes:
+        if not self.proto.extensions:
+            return data_frame(TEXT, data.encode())
         self.proto.send_text(data.encode())
         return self._take()
 
     def send_bytes(self, data: bytes) -> bytes:
+        if not self.proto.extensions:
+            return data_frame(BINARY, data)
         self.proto.send_binary(data)
         return self._take()
 

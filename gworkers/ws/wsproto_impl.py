@@ -21,6 +21,7 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 
 from ..errors import BadRequest
+from .framing import BINARY, TEXT, data_frame
 
 _SERVER = ConnectionType.SERVER
 _OPEN = ConnectionState.OPEN
@@ -124,11 +125,15 @@ class WsprotoEngine:
     def send_text(self, data: str) -> bytes:
         if self.conn.state is not _OPEN:
             return b""
+        if not self.extensions:
+            return data_frame(TEXT, data.encode())
         return self.conn.send(TextMessage(data=data))
 
     def send_bytes(self, data: bytes) -> bytes:
         if self.conn.state is not _OPEN:
             return b""
+        if not self.extensions:
+            return data_frame(BINARY, data)
         return self.conn.send(BytesMessage(data=data))
 
     def ping(self, payload: bytes) -> bytes:

@@ -1,0 +1,25 @@
+"""Unmasked server frames for the common case, shared by both engine adapters.
+
+With no extension negotiated a server data frame is a 2-10 byte header and the payload
+(RFC 6455 5.2); building it here costs a fraction of a library's general frame serialiser,
+and it is on every message the app sends.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_H16 = struct.Struct("!BBH").pack
+_H64 = struct.Struct("!BBQ").pack
+TEXT = 0x81  # FIN + text
+BINARY = 0x82  # FIN + binary
+
+
+def data_frame(first: int, payload: bytes) -> bytes:
+    """One final, unmasked frame: ``first`` is the FIN bit and opcode byte."""
+    n = len(payload)
+    if n < 126:
+        return bytes((first, n)) + payload
+    if n < 65536:
+        return _H16(first, 126, n) + payload
+    return _H64(first, 127, n) + payload
