@@ -210,10 +210,12 @@ class WebSocketSession(asyncio.Protocol):
         if self.state is not OPEN:
             return  # we are closing: the app asked for no more
         parts = self.parts
+        max_size = self.max_size
         if parts or not fin:
             parts.append(data)
-            self.size += len(data)
-            if self.max_size and self.size > self.max_size:
+            # ws_max_size counts bytes; a str of n characters holds up to 4n bytes of UTF-8
+            self.size += len(data) if not text or data.isascii() else len(data.encode())
+            if max_size and self.size > max_size:
                 self.parts = []
                 self.engine.fail(1009, "message too big")
                 return
@@ -222,7 +224,9 @@ class WebSocketSession(asyncio.Protocol):
             data = "".join(parts) if text else b"".join(parts)
             self.parts = []
             self.size = 0
-        elif self.max_size and len(data) > self.max_size:
+        elif max_size and len(data) * (4 if text else 1) > max_size and (
+            len(data) > max_size or not data.isascii() and len(data.encode()) > max_size
+        ):
             self.engine.fail(1009, "message too big")
             return
         if text:

@@ -396,6 +396,8 @@ def _over_max_size_fragmented() -> bytes:
         pytest.param(frame(CONT, b"orphan"), 1002, id="orphan-continuation"),
         pytest.param(close_frame(999), 1002, id="invalid-close-code"),
         pytest.param(_over_max_size_single(), 1009, id="over-max-size"),
+        pytest.param(frame(TEXT, ("é" * (1100 * 1024)).encode()), 1009,
+                     id="over-max-size-in-bytes-not-characters"),
         pytest.param(_over_max_size_fragmented(), 1009, id="over-max-size-fragmented"),
     ],
 )
