@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import hashlib
 import os
 from collections import deque
@@ -170,12 +171,18 @@ class WebSocketSession(asyncio.Protocol):
         if not self.conn.read_paused:
             self.transport.pause_reading()
         self.read_paused = True
-        self.task = self.loop.create_task(self.run_asgi())
+        if self.config.reset_contextvars:
+            self.task = self.loop.create_task(self.run_asgi(), context=contextvars.Context())
+        else:
+            self.task = self.loop.create_task(self.run_asgi())
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def data_received(self, data: bytes) -> None:
-        if self.state is OPEN or self.state is CLOSING:
+        state = self.state
+        if state is OPEN or state is CLOSING:
             self.engine.feed(data)
+        elif state is CONNECTING and len(self.early) < 65536:
+            self.early += data  # in flight when reading paused: kept for after the accept
 
     def eof_received(self) -> bool | None:
         return False  # the peer left without a close frame: 1006, via connection_lost

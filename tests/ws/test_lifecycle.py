@@ -117,3 +117,18 @@ def test_app_without_websocket_support(start_server, worker):
         assert status == 500
     wait_until(lambda: server.log().count("answered 500") == 3, message="three refusals logged")
     assert server.log().count("Traceback") == 1
+
+
+def test_default_worker_classes_serve_websockets(start_server, worker):
+    """No CONFIG_KWARGS: Worker picks websockets (auto), H11Worker wsproto."""
+    from gworkers import H11Worker, Worker
+
+    assert Worker.DEFAULTS["ws"] == "auto" and H11Worker.DEFAULTS["ws"] == "wsproto"
+    server = start_server(app="tests.ws_apps:app", worker=worker)
+
+    async def go():
+        async with connect(f"ws://{server.host}:{server.port}/echo") as ws:
+            await ws.send("default engine")
+            return await ws.recv()
+
+    assert asyncio.run(asyncio.wait_for(go(), 30)) == "default engine"
