@@ -66,12 +66,9 @@ class WebsocketsEngine:
         session = self.session
         proto.receive_data(data)
         frames = proto.events_received()
-        out = proto.writes  # auto-pongs, the echoed close, a failure's close
-        if out:
-            proto.writes = []
-            for chunk in out:
-                if chunk:
-                    session.write(chunk)
+        for chunk in proto.data_to_send():  # auto-pongs, the echoed close, a failure's close
+            if chunk:  # b"" marks "end of stream": the session closes the TCP itself
+                session.write(chunk)
         for frame in frames:
             op = frame.opcode
             if op is _TEXT:
@@ -134,9 +131,7 @@ class WebsocketsEngine:
 
     # ------------------------------------------------------------------ outgoing
     def _take(self) -> bytes:
-        proto = self.proto
-        out = proto.writes
-        proto.writes = []
+        out = self.proto.data_to_send()
         return out[0] if len(out) == 1 else b"".join(out)
 
     def send_text(self, data: str) -> bytes:
