@@ -129,7 +129,8 @@ class WebSocketSession(asyncio.Protocol):
         scope["type"] = "websocket"
         scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
         scope["subprotocols"] = subprotocols
-        extensions = dict(scope.get("extensions") or ())
+        # the connection's HTTP response extensions (pathsend, early hints...) do not apply
+        extensions = {k: v for k, v in (scope.get("extensions") or {}).items() if k[:5] != "http."}
         extensions["websocket.http.response"] = {}
         scope["extensions"] = extensions
         self.scope = scope

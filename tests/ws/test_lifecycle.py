@@ -86,6 +86,7 @@ def test_wss_over_tls(start_ws_server, worker, ws_engine, tls_files):
 
     scope = asyncio.run(asyncio.wait_for(go(), 30))
     assert scope["scheme"] == "wss"
+    assert "tls" in scope["extensions"] and "websocket.http.response" in scope["extensions"]
 
 
 def test_ws_none_refuses_cleanly(start_ws_server, worker):

@@ -88,6 +88,7 @@ def test_scope(ws_server):
     assert scope["root_path"] == ""
     assert scope["subprotocols"] == []
     assert "websocket.http.response" in scope["extensions"]
+    assert not [e for e in scope["extensions"] if e.startswith("http.")]
     assert "method" not in scope
     assert scope["client"][0] == "127.0.0.1"
     assert scope["server"] == ["127.0.0.1", ws_server.port]
