@@ -315,7 +315,7 @@ def ws_engine(request) -> str:
 
 
 @pytest.fixture
-def start_ws_server(start_server, tmp_path) -> Callable[..., GunicornServer]:
+def start_ws_server(start_server, config_worker, tmp_path) -> Callable[..., GunicornServer]:
     """``start_ws_server(worker, engine, app=..., tls=None, args=[], env={}, **CONFIG_KWARGS)``:
     Gunicorn with ``worker`` (a gworkers class name) serving WebSockets with ``engine``. The
     app's marker file (``GW_WS_MARKER``) is ``server.marker``."""
@@ -323,13 +323,12 @@ def start_ws_server(start_server, tmp_path) -> Callable[..., GunicornServer]:
     def start(worker: str, engine: str, app: str = "tests.ws_apps:app", tls: dict | None = None,
               args: list[str] | None = None, env: dict[str, str] | None = None,
               **config_kwargs: object) -> GunicornServer:
-        tag = f"{time.monotonic_ns()}"
-        _, extra = ws_worker_module(tmp_path / f"ws-{tag}", engine, **config_kwargs)
-        marker = tmp_path / f"ws-marker-{tag}.txt"
+        worker_class, extra = config_worker(worker, ws=engine, **config_kwargs)
+        marker = tmp_path / f"ws-marker-{time.monotonic_ns()}.txt"
         marker.touch()
         extra["GW_WS_MARKER"] = str(marker)
         extra.update(env or {})
-        server = start_server(app=app, worker=ws_worker_class(worker), args=args, env=extra, tls=tls)
+        server = start_server(app=app, worker=worker_class, args=args, env=extra, tls=tls)
         server.marker = marker  # type: ignore[attr-defined]
         return server
 
