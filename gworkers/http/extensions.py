@@ -206,28 +206,34 @@ async def _sendfile_direct(conn: HTTPConnection, out_fd: int, fd: int, offset: i
                            count: int) -> int:
     """os.sendfile on the socket while the transport holds nothing of its own.
 
-    When the socket is full, one chunk goes through the transport instead, and we wait for the
-    transport to empty again: the transport is the only thing that can wait for writability.
+    The transport owns the socket's fd in the loop's poller, so writability is watched on a
+    duplicate of it (the same socket, another fd number) while the transport is idle.
     """
+    await _wait_empty(conn)
+    if conn.closed:
+        return 0
+    loop = conn.loop
+    watch_fd = os.dup(out_fd)
     sent = 0
-    while sent < count and not conn.closed:
-        await _wait_empty(conn)
-        if conn.closed:
-            break
-        try:
-            n = os.sendfile(out_fd, fd, offset + sent, min(count - sent, SENDFILE_CHUNK))
-        except BlockingIOError:
-            data = os.pread(fd, min(count - sent, READ_CHUNK), offset + sent)
-            if not data:
-                raise AppProtocolError("file shorter than the bytes to send") from None
-            conn.transport.write(data)
-            sent += len(data)
-            continue
-        except (BrokenPipeError, ConnectionResetError):
-            break
-        if n == 0:
-            raise AppProtocolError("file shorter than the bytes to send")
-        sent += n
+    try:
+        while sent < count and not conn.closed:
+            try:
+                n = os.sendfile(watch_fd, fd, offset + sent, min(count - sent, SENDFILE_CHUNK))
+            except BlockingIOError:
+                writable = loop.create_future()
+                loop.add_writer(watch_fd, writable.set_result, None)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(watch_fd)
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if n == 0:
+                raise AppProtocolError("file shorter than the bytes to send")
+            sent += n
+    finally:
+        os.close(watch_fd)
     return sent
 
 
