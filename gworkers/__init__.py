@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Config", "H11Worker", "Worker", "__version__"]
+__all__ = ["Config", "H11Worker", "Worker", "__version__", "run"]
 
 if TYPE_CHECKING:
     from .config import Config
+    from .embed import run
     from .workers import H11Worker, Worker
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,20 @@ def to_int(value: Any) -> int:
     return result
 
 
+def to_pos_int(value: Any) -> int:
+    result = to_int(value)
+    if result < 1:
+        raise ValueError(f"must be at least 1, got {result}")
+    return result
+
+
+def to_port(value: Any) -> int:
+    result = to_int(value)
+    if result > 65535:
+        raise ValueError(f"must be a port number 0-65535, got {result}")
+    return result
+
+
 def to_opt_int(value: Any) -> int | None:
     if value is None or value == "":
         return None
@@ -100,6 +115,12 @@ def to_opt_str(value: Any) -> str | None:
     return to_str(value)
 
 
+def to_opt_bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    return to_bool(value)
+
+
 def to_str_list(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -121,6 +142,16 @@ def choice(*choices: str) -> Converter:
         return value
 
     convert.choices = choices  # type: ignore[attr-defined]
+    return convert
+
+
+def choice_int(*choices: int) -> Converter:
+    def convert(value: Any) -> int:
+        result = to_int(value)
+        if result not in choices:
+            raise ValueError(f"expected one of {', '.join(map(str, choices))}, got {value!r}")
+        return result
+
     return convert
 
 
@@ -326,6 +357,77 @@ SETTINGS: dict[str, Setting] = {
           flags=("--ws-ping-timeout",)),
         S("ws_per_message_deflate", to_bool, True,
           "Negotiate permessage-deflate.", flags=("--ws-per-message-deflate",), action="bool"),
+        # --- command line: options that are Gunicorn settings (handed to Gunicorn's cfg)
+        S("workers", to_pos_int, 1, "Worker processes ($WEB_CONCURRENCY when set).",
+          scope="gunicorn", flags=("--workers",), gunicorn="workers", env="WEB_CONCURRENCY"),
+        S("backlog", to_pos_int, 2048, "Pending connections the listening socket queues.",
+          scope="gunicorn", flags=("--backlog",), gunicorn="backlog"),
+        S("limit_max_requests", to_opt_int, None,
+          "Requests a worker serves before the arbiter replaces it; unset = no limit.",
+          scope="gunicorn", flags=("--limit-max-requests",), gunicorn="max_requests"),
+        S("limit_max_requests_jitter", to_int, 0,
+          "Random 0..N added to --limit-max-requests per worker, to stagger restarts.",
+          scope="gunicorn", flags=("--limit-max-requests-jitter",),
+          gunicorn="max_requests_jitter"),
+        S("timeout_graceful_shutdown", to_opt_int, None,
+          "Seconds a stopping worker may drain before it is killed; unset = Gunicorn's 30.",
+          scope="gunicorn", flags=("--timeout-graceful-shutdown",), gunicorn="graceful_timeout"),
+        S("timeout_worker_healthcheck", to_pos_int, 5,
+          "Seconds a worker may go without a heartbeat before the arbiter kills it.",
+          scope="gunicorn", flags=("--timeout-worker-healthcheck",), gunicorn="timeout"),
+        S("ssl_keyfile", to_opt_str, None, "TLS private key file.",
+          scope="gunicorn", flags=("--ssl-keyfile",), gunicorn="keyfile", metavar="PATH"),
+        S("ssl_certfile", to_opt_str, None, "TLS certificate (chain) file.",
+          scope="gunicorn", flags=("--ssl-certfile",), gunicorn="certfile", metavar="PATH"),
+        S("ssl_version", to_int, int(ssl.PROTOCOL_TLS_SERVER),
+          "TLS protocol: a number from the ssl module's PROTOCOL_* constants.",
+          scope="gunicorn", flags=("--ssl-version",), gunicorn="ssl_version"),
+        S("ssl_cert_reqs", choice_int(0, 1, 2), int(ssl.CERT_NONE),
+          "Client certificates: 0 none, 1 optional, 2 required (ssl.CERT_*).",
+          scope="gunicorn", flags=("--ssl-cert-reqs",), gunicorn="cert_reqs"),
+        S("ssl_ca_certs", to_opt_str, None, "CA bundle to verify client certificates with.",
+          scope="gunicorn", flags=("--ssl-ca-certs",), gunicorn="ca_certs", metavar="PATH"),
+        S("ssl_ciphers", to_opt_str, None, "OpenSSL cipher list; unset = OpenSSL's defaults.",
+          scope="gunicorn", flags=("--ssl-ciphers",), gunicorn="ciphers"),
+        S("access_log", to_bool, True, "Log one line per request (Gunicorn's access log).",
+          scope="gunicorn", flags=("--access-log",), gunicorn="accesslog", action="bool"),
+        S("log_level", choice("critical", "error", "warning", "info", "debug", "trace"), "info",
+          "Log level (trace = debug under Gunicorn).",
+          scope="gunicorn", flags=("--log-level",), gunicorn="loglevel"),
+        # --- command line only
+        S("host", to_str, "127.0.0.1", "Address to listen on.", scope="cli", flags=("--host",)),
+        S("port", to_port, 8000, "Port to listen on; 0 picks a free one.",
+          scope="cli", flags=("--port",)),
+        S("uds", to_opt_str, None, "Listen on this unix domain socket instead.",
+          scope="cli", flags=("--uds",), metavar="PATH"),
+        S("fd", to_opt_int, None, "Serve the already bound socket on this file descriptor.",
+          scope="cli", flags=("--fd",)),
+        S("reload", to_bool, False, "Restart the workers when watched files change (development).",
+          scope="cli", flags=("--reload",), action="store_true"),
+        S("reload_dirs", to_str_list, (), "Directory to watch (repeatable; default: the cwd).",
+          scope="cli", flags=("--reload-dir",), action="append", metavar="DIR"),
+        S("reload_includes", to_str_list, (),
+          "Glob of files to watch (repeatable; '*.py' is always included unless excluded).",
+          scope="cli", flags=("--reload-include",), action="append", metavar="GLOB"),
+        S("reload_excludes", to_str_list, (),
+          "Glob or directory to ignore (repeatable; '.*', '*.py[cod]', '.sw.*', '~*' by default).",
+          scope="cli", flags=("--reload-exclude",), action="append", metavar="GLOB"),
+        S("reload_delay", to_float, 0.25, "Seconds between checks, and to let edits settle.",
+          scope="cli", flags=("--reload-delay",)),
+        S("env_file", to_opt_str, None, "Load environment variables from this file (dotenv).",
+          scope="cli", flags=("--env-file",), metavar="PATH"),
+        S("log_config", to_opt_str, None, "Logging configuration file: .ini, .json or .yaml.",
+          scope="cli", flags=("--log-config",), metavar="PATH"),
+        S("use_colors", to_opt_bool, None, "Colour the level in log lines (unset: when a tty).",
+          scope="cli", flags=("--use-colors",), action="bool"),
+        S("app_dir", to_str, "", "Directory put first on sys.path to import APP from ('' = the cwd).",
+          scope="cli", flags=("--app-dir",), metavar="DIR"),
+        S("factory", to_bool, False, "APP is a factory: call it (once per worker) for the app.",
+          scope="cli", flags=("--factory",), action="store_true"),
+        S("ssl_keyfile_password", to_opt_str, None, "Password of an encrypted --ssl-keyfile.",
+          scope="cli", flags=("--ssl-keyfile-password",)),
+        S("http2", to_bool, False, "uvicorn's HTTP/2 switch: refused, gworkers serves HTTP/1.1 only.",
+          scope="cli", flags=("--http2",), action="store_true"),
     )
 }
 del S

@@ -1,0 +1,5 @@
+"""``python -m gworkers`` is ``gworkers-run``."""
+
+from .cli import main
+
+main()

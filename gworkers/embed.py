@@ -1,0 +1,541 @@
+"""``gworkers.run()``: uvicorn-style options served by Gunicorn's own arbiter, in this process.
+
+The options (the settings table in config.py) are split three ways:
+
+* ``gunicorn`` scope -> Gunicorn settings (workers, backlog, max_requests, TLS files, ...);
+* ``worker`` scope   -> the ``CONFIG_KWARGS`` of a worker class built here at run time;
+* ``cli`` scope      -> handled here: the listening socket, env file, log config, reload, ...
+
+Everything is validated before the arbiter starts, so a bad option is one line on stderr and
+exit code 2, and a boot failure (port in use, missing module, unusable TLS files) exit code 3,
+instead of Gunicorn's retry loops and tracebacks. The embedded arbiter reads nothing but what it
+is given here: ``BaseApplication`` never looks at ``gunicorn.conf.py`` or ``GUNICORN_CMD_ARGS``,
+and Gunicorn 25.1+'s control socket is turned off.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+import stat
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gunicorn import __version__ as gunicorn_version
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
+
+from . import __version__
+from .config import SETTINGS, env_default
+from .errors import BootError, ConfigError
+
+USAGE_ERROR = 2
+BOOT_ERROR = 3
+PROG = "gworkers-run"
+
+
+def version_line() -> str:
+    import platform
+
+    return (f"gworkers {__version__} with gunicorn {gunicorn_version}, "
+            f"Python {platform.python_version()} ({platform.python_implementation()}) "
+            f"on {platform.system()}")
+
+
+# --------------------------------------------------------------------------- options
+
+
+def resolve(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting's value: given, else its environment variable, else the table default."""
+    unknown = sorted(set(options) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}")
+    values = {}
+    for name, setting in SETTINGS.items():
+        if name in options:
+            values[name] = setting.validate(options[name])
+        else:
+            try:
+                values[name] = setting.validate(env_default(setting))
+            except ConfigError as exc:
+                raise ConfigError(f"${setting.env}: {str(exc).split(': ', 1)[1]}") from None
+    return values
+
+
+def _need_file(values: dict[str, Any], name: str) -> None:
+    path = values[name]
+    if path is not None and not os.path.isfile(path):
+        raise ConfigError(f"{name}: no such file {path!r}")
+
+
+def load_env_file(path: str) -> None:
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise ConfigError("env_file: python-dotenv is not installed") from None
+    load_dotenv(path)
+
+
+def read_log_config(path: str) -> tuple[str, Any]:
+    """('ini', path) or ('dict', the parsed .json/.yaml dictConfig), checked before boot."""
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".json":
+            with open(path) as f:
+                data = json.load(f)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError("log_config: PyYAML is not installed") from None
+            with open(path) as f:
+                data = yaml.safe_load(f)
+        else:
+            import configparser
+
+            parser = configparser.ConfigParser()
+            if not parser.read(path) or not parser.has_section("loggers"):
+                raise ConfigError(f"log_config: {path!r} is not a logging .ini file")
+            return "ini", path
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"log_config: cannot read {path!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"log_config: {path!r} does not hold a dictConfig mapping")
+    return "dict", data
+
+
+def build_ssl_context(values: Mapping[str, Any]) -> ssl.SSLContext:
+    """The server TLS context, uvicorn's way: protocol, chain (+ key password), client certs."""
+    context = ssl.SSLContext(values["ssl_version"])
+    password = values["ssl_keyfile_password"]
+    # Without a password, answer OpenSSL's prompt with nothing rather than block on the tty.
+    context.load_cert_chain(values["ssl_certfile"], values["ssl_keyfile"],
+                            password=password if password is not None else (lambda: b""))
+    context.verify_mode = ssl.VerifyMode(values["ssl_cert_reqs"])
+    if values["ssl_ca_certs"]:
+        context.load_verify_locations(values["ssl_ca_certs"])
+    if values["ssl_ciphers"]:
+        context.set_ciphers(values["ssl_ciphers"])
+    return context
+
+
+def check_app_spec(spec: str) -> None:
+    """``module:attr`` well formed and the top-level package findable, without importing it.
+
+    The master must not import the app (each worker imports it, so a reload sees new code);
+    ``find_spec`` on the top-level name locates it without running anything.
+    """
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ConfigError(f'app {spec!r} must be "<module>:<attribute>"')
+    top = module.split(".", 1)[0]
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise BootError(f"could not import module {module!r}")
+
+
+# --------------------------------------------------------------------------- listening socket
+
+
+def _unix_in_use(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def bind_socket(values: Mapping[str, Any]) -> tuple[int, str]:
+    """Bind the listening socket now, for a clear error; hand its fd to Gunicorn (fd://N).
+
+    Returns the fd (Gunicorn takes ownership and closes it after duplicating) and a
+    description for messages.
+    """
+    backlog = values["backlog"]
+    if values["fd"] is not None:
+        fd = values["fd"]
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            raise ConfigError(f"fd: {fd} is not an open file descriptor") from None
+        if not stat.S_ISSOCK(mode):
+            raise ConfigError(f"fd: {fd} is not a socket")
+        return fd, f"fd {fd}"
+    if values["uds"] is not None:
+        path = values["uds"]
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise BootError(f"cannot listen on unix:{path}: the path exists and is not a socket")
+            if _unix_in_use(path):
+                raise BootError(f"cannot listen on unix:{path}: address already in use")
+            os.unlink(path)  # a stale socket left by a server that died
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o666)
+            sock.listen(backlog)
+        except OSError as exc:
+            sock.close()
+            raise BootError(f"cannot listen on unix:{path}: {exc.strerror or exc}") from None
+        return sock.detach(), f"unix:{path}"
+    host, port = values["host"], values["port"]
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BootError(f"cannot listen on {where}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise BootError(f"cannot listen on {where}: {reason}") from None
+    return sock.detach(), where
+
+
+# --------------------------------------------------------------------------- logging
+
+
+_COLORS = {logging.DEBUG: "36", logging.INFO: "32", logging.WARNING: "33",
+           logging.ERROR: "31", logging.CRITICAL: "1;31"}
+
+
+class _ColorFormatter(logging.Formatter):
+    """Wraps Gunicorn's formatter and colours the level name."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.levelname
+        record.levelname = f"\x1b[{_COLORS.get(record.levelno, '0')}m{saved}\x1b[0m"
+        try:
+            return self.inner.format(record)
+        finally:
+            record.levelname = saved
+
+
+class ColorLogger(GunicornLogger):
+    """Gunicorn's logger with coloured levels on stream handlers (--use-colors)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.formatter is not None \
+                    and not isinstance(handler.formatter, _ColorFormatter):
+                handler.setFormatter(_ColorFormatter(handler.formatter))
+
+
+# --------------------------------------------------------------------------- app loading
+
+
+class FailedApp:
+    """Served while ``--reload`` waits for a fix: 500 with the import error, any interface.
+
+    Callable as ASGI3 (scope, receive, send), ASGI2 (scope) and WSGI (environ, start_response),
+    so whatever ``--interface`` says, the worker stays up and says what went wrong.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.body = message.encode("utf-8", "replace")
+
+    def __call__(self, *args: Any) -> Any:
+        if len(args) == 2:  # WSGI
+            args[1]("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8"),
+                                                  ("Content-Length", str(len(self.body)))])
+            return [self.body]
+        if len(args) == 1:  # ASGI2
+            scope = args[0]
+            return lambda receive, send: self._asgi(scope, receive, send)
+        return self._asgi(*args)
+
+    async def _asgi(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", b"%d" % len(self.body))]})
+            await send({"type": "http.response.body", "body": self.body})
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011})
+
+
+def load_app(app: Any, factory: bool, reload: bool) -> Any:
+    """Runs in each worker (the master never imports the app): import, call the factory.
+
+    Without --reload a failure is one log line and exit code 3 (the arbiter halts); with
+    --reload the error is logged and served as a 500 until the next edit fixes it.
+    """
+    from .apps import import_from_string
+
+    log = logging.getLogger("gunicorn.error")
+    try:
+        if isinstance(app, str):
+            return import_from_string(app, factory=factory)
+        if factory:
+            if not callable(app):
+                raise BootError(f"factory {app!r} is not callable")
+            return app()
+        return app
+    except BootError as exc:
+        if reload:
+            log.error("gworkers: %s (waiting for a change)", exc)
+            return FailedApp(f"gworkers: {exc}\n")
+        log.error("gworkers: %s", exc)
+        sys.exit(BOOT_ERROR)
+    except Exception as exc:  # noqa: BLE001 - the app's own import error is reported, not raised
+        text = "".join(traceback.format_exception(exc))
+        if reload:
+            log.error("gworkers: cannot load %r (waiting for a change):\n%s", app, text)
+            return FailedApp(f"gworkers: cannot load {app!r}:\n{text}")
+        log.error("gworkers: cannot load %r:\n%s", app, text)
+        sys.exit(BOOT_ERROR)
+
+
+# --------------------------------------------------------------------------- the application
+
+
+def build_worker_class(base: type, kwargs: Mapping[str, Any]) -> type:
+    """A subclass of ``base`` carrying ``kwargs`` in CONFIG_KWARGS (fork takes it to workers)."""
+    merged = {**getattr(base, "CONFIG_KWARGS", {}), **kwargs}
+    return type(base.__name__, (base,), {"CONFIG_KWARGS": merged, "__module__": base.__module__,
+                                         "__qualname__": base.__qualname__})
+
+
+class EmbeddedApplication(BaseApplication):
+    """Gunicorn's application object for run(): settings from a dict, the app from ``load``."""
+
+    def __init__(self, settings: Mapping[str, Any], app: Any, factory: bool, reload: bool) -> None:
+        self.settings = dict(settings)
+        self.app_ref = app
+        self.factory = factory
+        self.reload_mode = reload
+        super().__init__(usage=None, prog=PROG)
+
+    def do_load_config(self) -> None:
+        # Gunicorn's version prints a blank line and exits 1; the options were checked already,
+        # so a failure here is one line and a usage error.
+        try:
+            self.load_default_config()
+            self.load_config()
+            if hasattr(self.cfg, "validate"):
+                self.cfg.validate()
+        except Exception as exc:  # noqa: BLE001
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            sys.exit(USAGE_ERROR)
+
+    def load_config(self) -> None:
+        known = self.cfg.settings
+        for name, value in self.settings.items():
+            if name in known:  # set only what this Gunicorn has (23 lacks the control socket)
+                self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        return load_app(self.app_ref, self.factory, self.reload_mode)
+
+
+def _gunicorn_settings(values: dict[str, Any], fd: int, worker_class: type,
+                       app_name: str) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "bind": [f"fd://{fd}"],
+        "worker_class": worker_class,
+        "workers": values["workers"],
+        "backlog": values["backlog"],
+        "max_requests": values["limit_max_requests"] or 0,
+        "max_requests_jitter": values["limit_max_requests_jitter"],
+        "timeout": values["timeout_worker_healthcheck"],
+        "accesslog": "-" if values["access_log"] else None,
+        "errorlog": "-",
+        "loglevel": "debug" if values["log_level"] == "trace" else values["log_level"],
+        "preload_app": False,
+        "reload": False,
+        "default_proc_name": app_name,
+        "control_socket_disable": True,
+    }
+    if values["timeout_graceful_shutdown"] is not None:
+        settings["graceful_timeout"] = values["timeout_graceful_shutdown"]
+    if values["ssl_certfile"]:
+        tls = {k: values[k] for k in ("ssl_version", "ssl_certfile", "ssl_keyfile",
+                                      "ssl_keyfile_password", "ssl_cert_reqs", "ssl_ca_certs",
+                                      "ssl_ciphers")}
+
+        def ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
+            return build_ssl_context(tls)
+
+        settings.update(certfile=values["ssl_certfile"], keyfile=values["ssl_keyfile"],
+                        cert_reqs=values["ssl_cert_reqs"], ca_certs=values["ssl_ca_certs"],
+                        ciphers=values["ssl_ciphers"], ssl_context=ssl_context)
+    if values["log_config"]:
+        kind, data = read_log_config(values["log_config"])
+        if kind == "ini":
+            settings["logconfig"] = data
+        else:
+            settings["logconfig_dict"] = data
+    else:
+        colors = values["use_colors"]
+        if colors is None:
+            colors = sys.stderr.isatty()
+        if colors:
+            settings["logger_class"] = ColorLogger
+    return settings
+
+
+def prepare(app: Any, options: Mapping[str, Any]) -> tuple[EmbeddedApplication, Any]:
+    """Validate everything, bind the socket, and build the Gunicorn application.
+
+    Raises ConfigError (usage, exit 2) or BootError (cannot start, exit 3).
+    """
+    options = dict(options)
+    base = options.pop("worker_class", None)
+    if base is None:
+        from .workers import Worker as base
+    elif isinstance(base, str):
+        base = _import_dotted(base.replace(":", "."))
+    from .workers import Worker
+
+    if not (isinstance(base, type) and issubclass(base, Worker)):
+        raise ConfigError(f"worker_class: {base!r} is not a gworkers worker class")
+    if "env_file" in options and options["env_file"] is not None:
+        env_file = SETTINGS["env_file"].validate(options["env_file"])
+        if not os.path.isfile(env_file):
+            raise ConfigError(f"env_file: no such file {env_file!r}")
+        load_env_file(env_file)  # before the environment defaults are read
+    values = resolve(options)
+    if values["http2"]:
+        raise ConfigError("http2: gworkers speaks HTTP/1.1 only")
+    if values["uds"] is not None and values["fd"] is not None:
+        raise ConfigError("uds and fd cannot be used together: pick one socket")
+    if not isinstance(app, str):
+        if values["workers"] > 1 or values["reload"]:
+            what = "reload" if values["reload"] else f"workers={values['workers']}"
+            raise ConfigError(f"{what} needs the app as an import string like 'main:app', "
+                              "not an app object")
+        if not callable(app):
+            raise ConfigError(f"app {app!r} is neither an import string nor a callable")
+    for name in ("log_config", "ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+        _need_file(values, name)
+    for directory in values["reload_dirs"]:
+        if not os.path.isdir(directory):
+            raise ConfigError(f"reload_dir: no such directory {directory!r}")
+    if values["ssl_keyfile"] and not values["ssl_certfile"]:
+        raise ConfigError("ssl_keyfile needs ssl_certfile")
+    app_dir = os.path.abspath(values["app_dir"] or ".")
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    if isinstance(app, str):
+        check_app_spec(app)
+    if values["ssl_certfile"]:
+        try:
+            build_ssl_context(values)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise BootError(f"cannot load the TLS certificate/key: {exc}") from None
+    # Worker settings of the command line travel in CONFIG_KWARGS; a default the base class
+    # sets itself (H11Worker's loop/http/ws) is kept unless the option was given.
+    class_defaults = getattr(base, "DEFAULTS", {})
+    worker_kwargs = {name: values[name] for name, s in SETTINGS.items()
+                     if s.scope == "worker"
+                     and (name in options or (s.flags and name not in class_defaults))}
+    worker_class = build_worker_class(base, worker_kwargs)
+    app_name = app if isinstance(app, str) else getattr(app, "__name__", type(app).__name__)
+    fd, where = bind_socket(values)
+    try:
+        settings = _gunicorn_settings(values, fd, worker_class, app_name)
+        reloader = None
+        if values["reload"]:
+            reloader = _make_reloader(values)
+            settings["when_ready"] = lambda arbiter: reloader.start()
+        application = EmbeddedApplication(settings, app, values["factory"], values["reload"])
+    except BaseException:
+        os.close(fd)
+        raise
+    return application, reloader
+
+
+def _import_dotted(path: str) -> Any:
+    module, _, attr = path.rpartition(".")
+    if not module:
+        raise ConfigError(f"worker_class: {path!r} is not 'module.Class'")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"worker_class: cannot import {path!r}") from None
+
+
+def _make_reloader(values: Mapping[str, Any]) -> Any:
+    from .reload import Reloader
+
+    log = logging.getLogger("gunicorn.error")
+
+    def changed(paths: list[Path]) -> None:
+        shown = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+        log.info("gworkers: %s changed, reloading", shown or "a watched file")
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    reloader = Reloader(values["reload_dirs"], values["reload_includes"],
+                        values["reload_excludes"], values["reload_delay"], changed)
+    log.info("gworkers: watching %s for changes (%s)",
+             ", ".join(str(d) for d in reloader.dirs), reloader.engine)
+    return reloader
+
+
+def fail(code: int, message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def run(app: Any, **config: Any) -> None:
+    """Serve ``app`` ("module:attr" or an app object) with uvicorn's options, under Gunicorn.
+
+    Keyword arguments are the settings of ``gworkers.config.SETTINGS`` (uvicorn's names), plus
+    ``worker_class`` (``gworkers.Worker`` by default, or ``gworkers.H11Worker`` or a subclass).
+    Returns when the server stops normally; exits 2 on bad options and 3 when it cannot start.
+    """
+    try:
+        application, reloader = prepare(app, config)
+    except ConfigError as exc:
+        fail(USAGE_ERROR, str(exc))
+    except BootError as exc:
+        fail(BOOT_ERROR, str(exc))
+    master = os.getpid()
+    try:
+        application.run()
+    except SystemExit as exc:
+        # A worker leaves through SystemExit too: it must exit, never return into the caller.
+        if os.getpid() != master or exc.code not in (0, None):
+            raise
+    finally:
+        if reloader is not None and os.getpid() == master:
+            reloader.stop()
