@@ -30,10 +30,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gunicorn import __version__ as gunicorn_version
-from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger as GunicornLogger
-
 from . import __version__
 from .config import SETTINGS, env_default
 from .errors import BootError, ConfigError
@@ -45,6 +41,8 @@ PROG = "gworkers-run"
 
 def version_line() -> str:
     import platform
+
+    from gunicorn import __version__ as gunicorn_version  # the package root reads no settings
 
     return (f"gworkers {__version__} with gunicorn {gunicorn_version}, "
             f"Python {platform.python_version()} ({platform.python_implementation()}) "
@@ -240,15 +238,41 @@ class _ColorFormatter(logging.Formatter):
             record.levelname = saved
 
 
-class ColorLogger(GunicornLogger):
-    """Gunicorn's logger with coloured levels on stream handlers (--use-colors)."""
+def apply_log_config(log_config: tuple[str, Any]) -> None:
+    """Apply a --log-config read by ``read_log_config`` (raises on a config logging rejects)."""
+    import copy
+    import logging.config
 
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        for handler in self.error_log.handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.formatter is not None \
-                    and not isinstance(handler.formatter, _ColorFormatter):
-                handler.setFormatter(_ColorFormatter(handler.formatter))
+    kind, data = log_config
+    if kind == "ini":
+        logging.config.fileConfig(data, disable_existing_loggers=False)
+    else:
+        logging.config.dictConfig(copy.deepcopy(data))
+
+
+def logger_class(colors: bool, log_config: tuple[str, Any] | None) -> type:
+    """Gunicorn's logger, then the user's --log-config on top of it, or coloured levels.
+
+    The config is applied after Gunicorn's own setup (and again on each HUP), whole, as
+    logging's dictConfig/fileConfig read it: Gunicorn's ``logconfig_dict`` merges only the
+    top-level keys, which breaks a config that does not define Gunicorn's own handlers.
+    """
+    from gunicorn.glogging import Logger
+
+    class EmbeddedLogger(Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            if log_config is not None:
+                apply_log_config(log_config)
+                return
+            if not colors:
+                return
+            for handler in self.error_log.handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.formatter is not None \
+                        and not isinstance(handler.formatter, _ColorFormatter):
+                    handler.setFormatter(_ColorFormatter(handler.formatter))
+
+    return EmbeddedLogger
 
 
 # --------------------------------------------------------------------------- app loading
@@ -334,36 +358,58 @@ def build_worker_class(base: type, kwargs: Mapping[str, Any]) -> type:
                                          "__qualname__": base.__qualname__})
 
 
-class EmbeddedApplication(BaseApplication):
-    """Gunicorn's application object for run(): settings from a dict, the app from ``load``."""
+def embedded_application(settings: Mapping[str, Any], app: Any, factory: bool,
+                         reload: bool) -> Any:
+    """Gunicorn's application object for run(): settings from a dict, the app from ``load``.
 
-    def __init__(self, settings: Mapping[str, Any], app: Any, factory: bool, reload: bool) -> None:
-        self.settings = dict(settings)
-        self.app_ref = app
-        self.factory = factory
-        self.reload_mode = reload
-        super().__init__(usage=None, prog=PROG)
+    Gunicorn is imported here, not at module import: it reads $WEB_CONCURRENCY when its config
+    module loads, and a bad value must be our one-line error, not its traceback.
+    """
+    from gunicorn.app.base import BaseApplication
 
-    def do_load_config(self) -> None:
-        # Gunicorn's version prints a blank line and exits 1; the options were checked already,
-        # so a failure here is one line and a usage error.
-        try:
-            self.load_default_config()
-            self.load_config()
-            if hasattr(self.cfg, "validate"):
-                self.cfg.validate()
-        except Exception as exc:  # noqa: BLE001
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            sys.exit(USAGE_ERROR)
+    class EmbeddedApplication(BaseApplication):
+        def do_load_config(self) -> None:
+            # Gunicorn's version prints a blank line and exits 1; the options were checked
+            # already, so a failure here is one line and a usage error.
+            try:
+                self.load_default_config()
+                self.load_config()
+                if hasattr(self.cfg, "validate"):
+                    self.cfg.validate()
+            except Exception as exc:  # noqa: BLE001
+                print(f"{PROG}: error: {exc}", file=sys.stderr)
+                sys.exit(USAGE_ERROR)
 
-    def load_config(self) -> None:
-        known = self.cfg.settings
-        for name, value in self.settings.items():
-            if name in known:  # set only what this Gunicorn has (23 lacks the control socket)
-                self.cfg.set(name, value)
+        def load_config(self) -> None:
+            known = self.cfg.settings
+            for name, value in settings.items():
+                if name in known:  # only what this Gunicorn has (23 lacks the control socket)
+                    self.cfg.set(name, value)
 
-    def load(self) -> Any:
-        return load_app(self.app_ref, self.factory, self.reload_mode)
+        def load(self) -> Any:
+            return load_app(app, factory, reload)
+
+        def run(self) -> None:
+            from gunicorn.arbiter import Arbiter
+            from gunicorn.errors import HaltServer
+
+            arbiter = Arbiter(self)
+            try:
+                arbiter.run()
+            except HaltServer as exc:
+                # Gunicorn raises HaltServer again from halt() when a second worker fails to
+                # boot while the first failure is handled; each retry reaps one more worker.
+                for _ in range(len(arbiter.WORKERS) + 2):
+                    try:
+                        arbiter.halt(reason=exc.reason, exit_status=exc.exit_status)
+                    except HaltServer as again:
+                        exc = again
+                sys.exit(exc.exit_status)
+            except RuntimeError as exc:
+                print(f"{PROG}: error: {exc}", file=sys.stderr)
+                sys.exit(BOOT_ERROR)
+
+    return EmbeddedApplication(usage=None, prog=PROG)
 
 
 def _gunicorn_settings(values: dict[str, Any], fd: int, worker_class: type,
@@ -397,42 +443,37 @@ def _gunicorn_settings(values: dict[str, Any], fd: int, worker_class: type,
         settings.update(certfile=values["ssl_certfile"], keyfile=values["ssl_keyfile"],
                         cert_reqs=values["ssl_cert_reqs"], ca_certs=values["ssl_ca_certs"],
                         ciphers=values["ssl_ciphers"], ssl_context=ssl_context)
-    if values["log_config"]:
-        kind, data = read_log_config(values["log_config"])
-        if kind == "ini":
-            settings["logconfig"] = data
-        else:
-            settings["logconfig_dict"] = data
-    else:
-        colors = values["use_colors"]
-        if colors is None:
-            colors = sys.stderr.isatty()
-        if colors:
-            settings["logger_class"] = ColorLogger
+    log_config = read_log_config(values["log_config"]) if values["log_config"] else None
+    colors = values["use_colors"]
+    if colors is None:
+        colors = sys.stderr.isatty()
+    if log_config is not None or colors:
+        settings["logger_class"] = logger_class(colors, log_config)
     return settings
 
 
-def prepare(app: Any, options: Mapping[str, Any]) -> tuple[EmbeddedApplication, Any]:
+def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
     """Validate everything, bind the socket, and build the Gunicorn application.
 
     Raises ConfigError (usage, exit 2) or BootError (cannot start, exit 3).
     """
     options = dict(options)
     base = options.pop("worker_class", None)
-    if base is None:
-        from .workers import Worker as base
-    elif isinstance(base, str):
-        base = _import_dotted(base.replace(":", "."))
-    from .workers import Worker
-
-    if not (isinstance(base, type) and issubclass(base, Worker)):
-        raise ConfigError(f"worker_class: {base!r} is not a gworkers worker class")
     if "env_file" in options and options["env_file"] is not None:
         env_file = SETTINGS["env_file"].validate(options["env_file"])
         if not os.path.isfile(env_file):
             raise ConfigError(f"env_file: no such file {env_file!r}")
         load_env_file(env_file)  # before the environment defaults are read
     values = resolve(options)
+    # Gunicorn is imported only now, once $WEB_CONCURRENCY is known to be a number.
+    from .workers import Worker
+
+    if base is None:
+        base = Worker
+    elif isinstance(base, str):
+        base = _import_dotted(base.replace(":", "."))
+    if not (isinstance(base, type) and issubclass(base, Worker)):
+        raise ConfigError(f"worker_class: {base!r} is not a gworkers worker class")
     if values["http2"]:
         raise ConfigError("http2: gworkers speaks HTTP/1.1 only")
     if values["uds"] is not None and values["fd"] is not None:
@@ -446,6 +487,13 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[EmbeddedApplication, 
             raise ConfigError(f"app {app!r} is neither an import string nor a callable")
     for name in ("log_config", "ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
         _need_file(values, name)
+    if values["log_config"]:
+        try:  # once here, so a config logging rejects is a usage error, not a boot crash
+            apply_log_config(read_log_config(values["log_config"]))
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logging raises many types
+            raise ConfigError(f"log_config: {values['log_config']!r} is rejected: {exc}") from None
     for directory in values["reload_dirs"]:
         if not os.path.isdir(directory):
             raise ConfigError(f"reload_dir: no such directory {directory!r}")
@@ -476,7 +524,7 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[EmbeddedApplication, 
         if values["reload"]:
             reloader = _make_reloader(values)
             settings["when_ready"] = lambda arbiter: reloader.start()
-        application = EmbeddedApplication(settings, app, values["factory"], values["reload"])
+        application = embedded_application(settings, app, values["factory"], values["reload"])
     except BaseException:
         os.close(fd)
         raise

@@ -354,3 +354,71 @@ def ws_server(request, tmp_path_factory) -> Iterator[GunicornServer]:
         yield server
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- gworkers-run
+
+
+class CliServer(GunicornServer):
+    """``python -m gworkers ARGS`` (== gworkers-run), started and waited on like GunicornServer.
+
+    ``wait=False`` skips waiting for the "Listening at" line (for log levels that hide it);
+    ``pass_fds`` hands sockets the test bound itself to ``--fd``.
+    """
+
+    def __init__(self, tmp: Path, args: list[str], env: dict[str, str] | None = None,
+                 tls: dict[str, str] | None = None, cwd: Path | None = None,
+                 pass_fds: tuple[int, ...] = (), wait: bool = True) -> None:
+        self.tmp = tmp
+        self.log_path = tmp / f"gworkers-run-{time.monotonic_ns()}.log"
+        self.tls = tls
+        self.cmd = [sys.executable, "-m", "gworkers", *args]
+        run_dir = tmp / "run"
+        run_dir.mkdir(exist_ok=True)
+        full_env = base_env(XDG_RUNTIME_DIR=str(run_dir), **(env or {}))
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, cwd=str(cwd or tmp), env=full_env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     pass_fds=pass_fds)
+        self.host = ""
+        self.port = 0
+        self.uds = None
+        if wait:
+            where = self.wait_for_log(r"Listening at: (\S+)").group(1)
+            if where.startswith("unix:"):
+                self.uds = where[5:]
+            else:
+                host, _, port = where.split("://", 1)[1].rpartition(":")
+                self.host, self.port = host.strip("[]"), int(port)
+
+
+@pytest.fixture
+def start_cli(tmp_path) -> Iterator[Callable[..., CliServer]]:
+    """``start_cli(args, env=None, tls=None, cwd=None, pass_fds=(), wait=True)``."""
+    servers: list[CliServer] = []
+
+    def start(args: list[str], **kwargs) -> CliServer:
+        server = CliServer(tmp_path, list(args), **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = DEADLINE, argv0: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m gworkers ARGS`` expected to exit on its own; the group is killed on timeout."""
+    cmd = (argv0 or [sys.executable, "-m", "gworkers"]) + list(args)
+    proc = subprocess.Popen(cmd, cwd=str(cwd) if cwd else None, env=base_env(**(env or {})),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{cmd} did not exit:\n{err.decode(errors='replace')}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out.decode(errors="replace"),
+                                       err.decode(errors="replace"))
