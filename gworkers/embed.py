@@ -316,6 +316,20 @@ class FailedApp:
             await send({"type": "websocket.close", "code": 1011})
 
 
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def app_traceback(exc: BaseException) -> str:
+    """The traceback of an app's import error without the frames of importlib and gworkers."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(("<frozen", _OWN_DIR))
+              and os.path.basename(os.path.dirname(f.filename)) != "importlib"]
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    if frames:
+        text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + text
+    return text
+
+
 def load_app(app: Any, factory: bool, reload: bool) -> Any:
     """Runs in each worker (the master never imports the app): import, call the factory.
 
@@ -340,7 +354,7 @@ def load_app(app: Any, factory: bool, reload: bool) -> Any:
         log.error("gworkers: %s", exc)
         sys.exit(BOOT_ERROR)
     except Exception as exc:  # noqa: BLE001 - the app's own import error is reported, not raised
-        text = "".join(traceback.format_exception(exc))
+        text = app_traceback(exc)
         if reload:
             log.error("gworkers: cannot load %r (waiting for a change):\n%s", app, text)
             return FailedApp(f"gworkers: cannot load {app!r}:\n{text}")
@@ -523,7 +537,7 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
         reloader = None
         if values["reload"]:
             reloader = _make_reloader(values)
-            settings["when_ready"] = lambda arbiter: reloader.start()
+            settings["when_ready"] = lambda arbiter: _start_reloader(reloader, arbiter)
         application = embedded_application(settings, app, values["factory"], values["reload"])
     except BaseException:
         os.close(fd)
@@ -553,9 +567,14 @@ def _make_reloader(values: Mapping[str, Any]) -> Any:
 
     reloader = Reloader(values["reload_dirs"], values["reload_includes"],
                         values["reload_excludes"], values["reload_delay"], changed)
-    log.info("gworkers: watching %s for changes (%s)",
-             ", ".join(str(d) for d in reloader.dirs), reloader.engine)
     return reloader
+
+
+def _start_reloader(reloader: Any, arbiter: Any) -> None:
+    """Gunicorn's ``when_ready`` hook: the master's logging is set up, workers not yet forked."""
+    arbiter.log.info("gworkers: watching %s for changes (%s, delay %ss)",
+                     ", ".join(str(d) for d in reloader.dirs), reloader.engine, reloader.delay)
+    reloader.start()
 
 
 def fail(code: int, message: str) -> None:

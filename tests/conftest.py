@@ -363,16 +363,18 @@ class CliServer(GunicornServer):
     """``python -m gworkers ARGS`` (== gworkers-run), started and waited on like GunicornServer.
 
     ``wait=False`` skips waiting for the "Listening at" line (for log levels that hide it);
-    ``pass_fds`` hands sockets the test bound itself to ``--fd``.
+    ``pass_fds`` hands sockets the test bound itself to ``--fd``; ``argv0`` replaces
+    ``python -m gworkers`` (e.g. ``[python, script.py]`` for ``gworkers.run()`` in a script).
     """
 
     def __init__(self, tmp: Path, args: list[str], env: dict[str, str] | None = None,
                  tls: dict[str, str] | None = None, cwd: Path | None = None,
-                 pass_fds: tuple[int, ...] = (), wait: bool = True) -> None:
+                 pass_fds: tuple[int, ...] = (), wait: bool = True,
+                 argv0: list[str] | None = None) -> None:
         self.tmp = tmp
         self.log_path = tmp / f"gworkers-run-{time.monotonic_ns()}.log"
         self.tls = tls
-        self.cmd = [sys.executable, "-m", "gworkers", *args]
+        self.cmd = (argv0 or [sys.executable, "-m", "gworkers"]) + list(args)
         run_dir = tmp / "run"
         run_dir.mkdir(exist_ok=True)
         full_env = base_env(XDG_RUNTIME_DIR=str(run_dir), **(env or {}))
@@ -394,7 +396,7 @@ class CliServer(GunicornServer):
 
 @pytest.fixture
 def start_cli(tmp_path) -> Iterator[Callable[..., CliServer]]:
-    """``start_cli(args, env=None, tls=None, cwd=None, pass_fds=(), wait=True)``."""
+    """``start_cli(args, env=None, tls=None, cwd=None, pass_fds=(), wait=True, argv0=None)``."""
     servers: list[CliServer] = []
 
     def start(args: list[str], **kwargs) -> CliServer:
