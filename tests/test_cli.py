@@ -505,9 +505,9 @@ def test_bad_log_config(tmp_path):
 
 
 def encrypted_key(tmp_path, tls_files, password: bytes):
-    from cryptography.hazmat.primitives import serialization
-
     from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_private_key(Path(tls_files["key"]).read_bytes(), None)
     path = tmp_path / "encrypted-key.pem"
