@@ -604,3 +604,129 @@ def test_python_m_and_console_script_agree():
     assert cli.main.__module__ == "gworkers.cli"
     pyproject = (REPO / "pyproject.toml").read_text()
     assert 'gworkers-run = "gworkers.cli:main"' in pyproject
+
+
+# --------------------------------------------------------------------------- options served by other modules
+
+HAS_WS = (REPO / "gworkers" / "ws" / "session.py").exists()
+HAS_ACCESS_LOG = (REPO / "gworkers" / "accesslog.py").exists()
+HANDSHAKE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+             b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+
+
+def ws_connect(server) -> tuple[socket.socket, bytes, bytes]:
+    """A raw WebSocket handshake: the socket, the response head, and bytes read past it."""
+    sock = server.connect(timeout=10)
+    sock.sendall(HANDSHAKE)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return sock, head, rest
+
+
+def ws_frame(opcode: int, payload: bytes) -> bytes:
+    import os
+
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 65536:
+        header = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_read_frame(sock: socket.socket, buffered: bytes) -> tuple[int, bytes, bytes]:
+    """(opcode, payload, leftover) of the next server frame; opcode -1 on EOF."""
+    data = buffered
+
+    def need(n: int) -> bool:
+        nonlocal data
+        while len(data) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        return True
+
+    if not need(2):
+        return -1, b"", b""
+    opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
+    if length == 126:
+        need(4)
+        length, offset = int.from_bytes(data[2:4], "big"), 4
+    elif length == 127:
+        need(10)
+        length, offset = int.from_bytes(data[2:10], "big"), 10
+    need(offset + length)
+    return opcode, data[offset:offset + length], data[offset + length:]
+
+
+@pytest.mark.skipif(not HAS_WS, reason="WebSocket support not merged yet")
+def test_ws_options(start_cli):
+    default = start_cli([APP, "--port", "0"])
+    sock, head, _ = ws_connect(default)
+    assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" in head.lower()
+    sock.close()
+
+    server = start_cli([APP, "--port", "0", "--ws-max-size", "1000", "--no-ws-per-message-deflate",
+                        "--ws-ping-interval", "0.5", "--ws-ping-timeout", "1", "--ws", "wsproto"])
+    sock, head, rest = ws_connect(server)
+    assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" not in head.lower()
+    sock.sendall(ws_frame(0x1, b"x" * 2000))  # over --ws-max-size
+    while True:
+        opcode, payload, rest = ws_read_frame(sock, rest)
+        if opcode in (0x8, -1):
+            break
+    assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 1009
+    sock.close()
+    # --ws-ping-interval: a ping comes; --ws-ping-timeout: unanswered, the server closes
+    sock, head, rest = ws_connect(server)
+    opcode, _, rest = ws_read_frame(sock, rest)
+    assert opcode == 0x9
+    while opcode not in (0x8, -1):
+        opcode, _, rest = ws_read_frame(sock, rest)
+    sock.close()
+
+    refused = start_cli([APP, "--port", "0", "--ws", "none"])
+    sock, head, _ = ws_connect(refused)
+    assert not head.startswith(b"HTTP/1.1 101")
+    sock.close()
+
+
+@pytest.mark.skipif(not HAS_ACCESS_LOG, reason="access log bridge not merged yet")
+def test_access_log(start_cli):
+    server = start_cli([APP, "--port", "0"])
+    info(server, "/access-probe")
+    server.wait_for_log(r'"GET /access-probe HTTP/1.1" 200')
+    quiet = start_cli([APP, "--port", "0", "--no-access-log"])
+    info(quiet, "/access-probe")
+    info(quiet, "/sleep?0")
+    assert "/access-probe" not in quiet.log()
+
+
+def test_limit_concurrency(start_cli, tmp_path):
+    started = tmp_path / "started"
+    server = start_cli([APP, "--port", "0", "--limit-concurrency", "1"],
+                       env={"GW_CLI_STARTED": str(started)})
+    thread = threading.Thread(target=lambda: _answers_path(server, "/sleep?3"))
+    thread.start()
+    wait_until(lambda: _started(started) == 1, message="the request reached the app")
+    with server.client() as client:
+        assert client.get("/").status_code == 503
+    thread.join(15)
+    assert info(server)["pid"]
+
+
+def test_limit_request_body(start_cli):
+    server = start_cli([APP, "--port", "0", "--limit-request-body", "10"])
+    with server.client() as client:
+        assert client.post("/", content=b"x" * 11).status_code == 413
+        assert client.post("/", content=b"x" * 10).status_code == 200
