@@ -121,6 +121,42 @@ def to_opt_bool(value: Any) -> bool | None:
     return to_bool(value)
 
 
+def to_opt_path(value: Any) -> str | None:
+    """A file-system path: a string or an ``os.PathLike`` (run() callers pass ``Path``)."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a path, got {value!r}")
+    return value
+
+
+def to_log_config(value: Any) -> Any:
+    """A logging config file path, or (from run()) a dictConfig mapping, as uvicorn accepts."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return to_opt_path(value)
+
+
+LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
+
+
+def to_log_level(value: Any) -> str:
+    """A level name, or (from run()) a ``logging`` level number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        for name, number in LOG_LEVELS.items():
+            if value >= number:
+                return name
+        return "trace"
+    if isinstance(value, str) and value.lower() in LOG_LEVELS:
+        return value.lower()
+    raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+
+
+to_log_level.choices = tuple(LOG_LEVELS)  # type: ignore[attr-defined]
+
+
 def to_str_list(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -375,9 +411,9 @@ SETTINGS: dict[str, Setting] = {
         S("timeout_worker_healthcheck", to_pos_int, 5,
           "Seconds a worker may go without a heartbeat before the arbiter kills it.",
           scope="gunicorn", flags=("--timeout-worker-healthcheck",), gunicorn="timeout"),
-        S("ssl_keyfile", to_opt_str, None, "TLS private key file.",
+        S("ssl_keyfile", to_opt_path, None, "TLS private key file.",
           scope="gunicorn", flags=("--ssl-keyfile",), gunicorn="keyfile", metavar="PATH"),
-        S("ssl_certfile", to_opt_str, None, "TLS certificate (chain) file.",
+        S("ssl_certfile", to_opt_path, None, "TLS certificate (chain) file.",
           scope="gunicorn", flags=("--ssl-certfile",), gunicorn="certfile", metavar="PATH"),
         S("ssl_version", to_int, int(ssl.PROTOCOL_TLS_SERVER),
           "TLS protocol: a number from the ssl module's PROTOCOL_* constants.",
@@ -385,20 +421,20 @@ SETTINGS: dict[str, Setting] = {
         S("ssl_cert_reqs", choice_int(0, 1, 2), int(ssl.CERT_NONE),
           "Client certificates: 0 none, 1 optional, 2 required (ssl.CERT_*).",
           scope="gunicorn", flags=("--ssl-cert-reqs",), gunicorn="cert_reqs"),
-        S("ssl_ca_certs", to_opt_str, None, "CA bundle to verify client certificates with.",
+        S("ssl_ca_certs", to_opt_path, None, "CA bundle to verify client certificates with.",
           scope="gunicorn", flags=("--ssl-ca-certs",), gunicorn="ca_certs", metavar="PATH"),
         S("ssl_ciphers", to_opt_str, None, "OpenSSL cipher list; unset = OpenSSL's defaults.",
           scope="gunicorn", flags=("--ssl-ciphers",), gunicorn="ciphers"),
         S("access_log", to_bool, True, "Log one line per request (Gunicorn's access log).",
           scope="gunicorn", flags=("--access-log",), gunicorn="accesslog", action="bool"),
-        S("log_level", choice("critical", "error", "warning", "info", "debug", "trace"), "info",
+        S("log_level", to_log_level, "info",
           "Log level (trace = debug under Gunicorn).",
           scope="gunicorn", flags=("--log-level",), gunicorn="loglevel"),
         # --- command line only
         S("host", to_str, "127.0.0.1", "Address to listen on.", scope="cli", flags=("--host",)),
         S("port", to_port, 8000, "Port to listen on; 0 picks a free one.",
           scope="cli", flags=("--port",)),
-        S("uds", to_opt_str, None, "Listen on this unix domain socket instead.",
+        S("uds", to_opt_path, None, "Listen on this unix domain socket instead.",
           scope="cli", flags=("--uds",), metavar="PATH"),
         S("fd", to_opt_int, None, "Serve the already bound socket on this file descriptor.",
           scope="cli", flags=("--fd",)),
@@ -414,9 +450,9 @@ SETTINGS: dict[str, Setting] = {
           scope="cli", flags=("--reload-exclude",), action="append", metavar="GLOB"),
         S("reload_delay", to_float, 0.25, "Seconds between checks, and to let edits settle.",
           scope="cli", flags=("--reload-delay",)),
-        S("env_file", to_opt_str, None, "Load environment variables from this file (dotenv).",
+        S("env_file", to_opt_path, None, "Load environment variables from this file (dotenv).",
           scope="cli", flags=("--env-file",), metavar="PATH"),
-        S("log_config", to_opt_str, None, "Logging configuration file: .ini, .json or .yaml.",
+        S("log_config", to_log_config, None, "Logging configuration file: .ini, .json or .yaml.",
           scope="cli", flags=("--log-config",), metavar="PATH"),
         S("use_colors", to_opt_bool, None, "Colour the level in log lines (unset: when a tty).",
           scope="cli", flags=("--use-colors",), action="bool"),

@@ -83,8 +83,10 @@ def load_env_file(path: str) -> None:
     load_dotenv(path)
 
 
-def read_log_config(path: str) -> tuple[str, Any]:
+def read_log_config(path: str | dict) -> tuple[str, Any]:
     """('ini', path) or ('dict', the parsed .json/.yaml dictConfig), checked before boot."""
+    if isinstance(path, dict):  # run(log_config={...})
+        return "dict", path
     suffix = Path(path).suffix.lower()
     try:
         if suffix == ".json":
@@ -473,7 +475,7 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
     """
     options = dict(options)
     base = options.pop("worker_class", None)
-    if "env_file" in options and options["env_file"] is not None:
+    if options.get("env_file") is not None:
         env_file = SETTINGS["env_file"].validate(options["env_file"])
         if not os.path.isfile(env_file):
             raise ConfigError(f"env_file: no such file {env_file!r}")
@@ -499,15 +501,18 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
                               "not an app object")
         if not callable(app):
             raise ConfigError(f"app {app!r} is neither an import string nor a callable")
-    for name in ("log_config", "ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+    for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
         _need_file(values, name)
+    if isinstance(values["log_config"], str):
+        _need_file(values, "log_config")
     if values["log_config"]:
         try:  # once here, so a config logging rejects is a usage error, not a boot crash
             apply_log_config(read_log_config(values["log_config"]))
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - logging raises many types
-            raise ConfigError(f"log_config: {values['log_config']!r} is rejected: {exc}") from None
+            where = values["log_config"] if isinstance(values["log_config"], str) else "the mapping"
+            raise ConfigError(f"log_config: {where!r} is rejected: {exc}") from None
     for directory in values["reload_dirs"]:
         if not os.path.isdir(directory):
             raise ConfigError(f"reload_dir: no such directory {directory!r}")

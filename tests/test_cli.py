@@ -185,7 +185,7 @@ def test_ssl_wrong_password(tmp_path, tls_files):
 
 @pytest.fixture
 def defaults(start_cli):
-    return start_cli([APP, "--port", "0", "--log-level", "debug"])
+    return start_cli([APP, "--port", "0", "--log-level", "trace"])
 
 
 def test_defaults(defaults):
@@ -207,6 +207,7 @@ def test_defaults(defaults):
     assert re.search(r"^\s+workers: 1$", log, re.M)
     assert re.search(r"^\s+control_socket_disable: True$", log, re.M) or "control_socket" not in log
     assert "\x1b[" not in log  # not a tty: no colours
+    assert "[DEBUG]" in log  # --log-level trace is Gunicorn's debug
 
 
 def listen_queue(port: int) -> int:
@@ -676,7 +677,8 @@ def test_ws_options(start_cli):
     assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" in head.lower()
     sock.close()
 
-    server = start_cli([APP, "--port", "0", "--ws-max-size", "1000", "--no-ws-per-message-deflate",
+    server = start_cli([APP, "--port", "0", "--ws-max-size", "1000",
+                        "--ws-per-message-deflate", "false",  # uvicorn's spelling
                         "--ws-ping-interval", "0.5", "--ws-ping-timeout", "1", "--ws", "wsproto"])
     sock, head, rest = ws_connect(server)
     assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" not in head.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import textwrap
@@ -90,3 +91,31 @@ def test_run_rejects_unknown_and_bad_keywords(tmp_path):
         result = run_cli([], argv0=argv)
         assert result.returncode == 2
         assert result.stderr.splitlines() == [f"gworkers-run: error: {message}"]
+
+
+def test_run_takes_python_values(start_cli, tmp_path):
+    """What uvicorn.run() callers pass: Path objects, a dictConfig mapping, a level number."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("GW_CLI_ENV=via-path\n")
+    log_file = tmp_path / "server.log"
+    argv = script(tmp_path, f"""
+        import logging, pathlib
+        import gworkers
+
+        config = {{
+            "version": 1, "disable_existing_loggers": False,
+            "formatters": {{"plain": {{"format": "DICT %(levelname)s %(message)s"}}}},
+            "handlers": {{"file": {{"class": "logging.FileHandler", "filename": {str(log_file)!r},
+                                  "formatter": "plain"}}}},
+            "loggers": {{"gunicorn.error": {{"handlers": ["file"], "propagate": False}}}},
+        }}
+        gworkers.run("tests.cli_app:app", port=0, log_level=logging.INFO, log_config=config,
+                     env_file=pathlib.Path({str(env_file)!r}))
+    """)
+    server = start_cli([], argv0=argv, cwd=tmp_path, wait=False)
+    found = wait_until(lambda: log_file.exists() and re.search(
+        r"^DICT INFO Listening at: http://127.0.0.1:(\d+)", log_file.read_text(), re.M))
+    server.host, server.port = "127.0.0.1", int(found.group(1))
+    wait_until(lambda: "Booting worker" in log_file.read_text())
+    with server.client() as client:
+        assert client.get("/").json()["env"] == "via-path"
