@@ -370,8 +370,10 @@ def load_app(app: Any, factory: bool, reload: bool) -> Any:
 def build_worker_class(base: type, kwargs: Mapping[str, Any]) -> type:
     """A subclass of ``base`` carrying ``kwargs`` in CONFIG_KWARGS (fork takes it to workers)."""
     merged = {**getattr(base, "CONFIG_KWARGS", {}), **kwargs}
-    return type(base.__name__, (base,), {"CONFIG_KWARGS": merged, "__module__": base.__module__,
-                                         "__qualname__": base.__qualname__})
+    # Gunicorn logs "Using worker: <__name__>": name the base class in full.
+    name = f"{base.__module__}.{base.__qualname__}"
+    return type(name, (base,), {"CONFIG_KWARGS": merged, "__module__": base.__module__,
+                                "__qualname__": name})
 
 
 def embedded_application(settings: Mapping[str, Any], app: Any, factory: bool,
@@ -595,6 +597,12 @@ def run(app: Any, **config: Any) -> None:
     ``worker_class`` (``gworkers.Worker`` by default, or ``gworkers.H11Worker`` or a subclass).
     Returns when the server stops normally; exits 2 on bad options and 3 when it cannot start.
     """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        # SystemExit would end only this thread: raise something the caller sees.
+        raise RuntimeError("gworkers.run() must be called from the main thread "
+                           "(Gunicorn's arbiter installs signal handlers)")
     try:
         application, reloader = prepare(app, config)
     except ConfigError as exc:

@@ -119,3 +119,26 @@ def test_run_takes_python_values(start_cli, tmp_path):
     wait_until(lambda: "Booting worker" in log_file.read_text())
     with server.client() as client:
         assert client.get("/").json()["env"] == "via-path"
+
+
+def test_run_outside_the_main_thread_is_refused(tmp_path):
+    argv = script(tmp_path, """
+        import threading
+        import gworkers
+
+        errors = []
+
+        def serve():
+            try:
+                gworkers.run("tests.cli_app:app", port=0)
+            except RuntimeError as exc:
+                errors.append(str(exc))
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        thread.join()
+        print(errors[0])
+    """)
+    result = run_cli([], argv0=argv)
+    assert result.returncode == 0
+    assert "must be called from the main thread" in result.stdout
