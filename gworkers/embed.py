@@ -15,6 +15,7 @@ and Gunicorn 25.1+'s control socket is turned off.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import json
@@ -538,7 +539,7 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
                      and (name in options or (s.flags and name not in class_defaults))}
     worker_class = build_worker_class(base, worker_kwargs)
     app_name = app if isinstance(app, str) else getattr(app, "__name__", type(app).__name__)
-    fd, where = bind_socket(values)
+    fd, _ = bind_socket(values)
     try:
         settings = _gunicorn_settings(values, fd, worker_class, app_name)
         reloader = None
@@ -548,6 +549,9 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
         application = embedded_application(settings, app, values["factory"], values["reload"])
     except BaseException:
         os.close(fd)
+        if values["uds"] is not None and values["fd"] is None:
+            with contextlib.suppress(OSError):
+                os.unlink(values["uds"])
         raise
     return application, reloader
 
