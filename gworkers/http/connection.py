@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 BODY_HIGH_WATER = 64 * 1024
 # Pending response bytes past which the deferred write is flushed at once.
 OUT_HIGH_WATER = 64 * 1024
+# Seconds a connection accepted just before a drain has to send its first request.
+DRAIN_GRACE = 1.0
 # Requests parsed ahead of the one being answered before reading pauses.
 PIPELINE_DEPTH = 16
 # Body bytes a request must bring in each ``timeout_request_body`` window to count as progress.
@@ -442,10 +444,18 @@ class HTTPConnection(asyncio.Protocol):
                 self.protocol_error(RequestTimeout("request body not received in time"))
 
     def shutdown(self) -> None:
-        """Graceful drain: no new request here; idle connections close at once."""
+        """Graceful drain: no new request here; idle keep-alive connections close at once.
+
+        A connection accepted just before the drain began has not sent its first request yet:
+        its client is about to, and would see a reset, so it gets a short grace instead (the
+        request is then answered with ``connection: close``).
+        """
         self.accepting = False
         if self.cycle is None and self.reading is None and not self.parser.in_head:
-            self.close()
+            if self.requests:
+                self.close()
+            else:
+                self.idle_deadline = min(self.idle_deadline, self.loop.time() + DRAIN_GRACE)
 
     # ------------------------------------------------------------------ flow control, writes
     def pause_reading(self) -> None:
