@@ -60,13 +60,9 @@ from .limits import Limits
 # lines for h11 and to find the target of a line that may be too long.
 _LINE3 = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+)")
 _LINE2 = re.compile(rb"([^ ]+) +([^ ]+)")
-# One pass over a complete head: a control byte (CTL but HTAB, CR, LF: those are checked as line
-# endings), or a framing field line with its value up to the next control byte or CR.
-_SCAN = re.compile(
-    rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r\n(content-length|transfer-encoding):[ \t]*"
-    rb"([^\x00-\x08\x0a-\x1f\x7f]*)",
-    re.IGNORECASE,
-)
+# Control bytes but HTAB, CR and LF (those are checked as line endings): h11's field-value rule
+# ``[^\x00\s]`` lets them through
+_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # The field lines whose values h11 interprets (masked for it in _refuse)
 _SEMANTIC = re.compile(rb"\r\n(host|content-length|transfer-encoding):", re.IGNORECASE)
 _CL_MAX_DIGITS = 20  # h11 refuses longer Content-Length values
@@ -182,29 +178,33 @@ class H11Parser:
         limits.check_head_size(len(head))
         if line.count(b" ") != 2 or b"  " in line:
             head = _request_line_for_h11(line) + head[line_end:]
+        if _CTL.search(head) is not None:
+            raise BadRequest("control character in request head")
+        # The framing fields, found in the lowercased head: no obs-fold and no bare CR or LF
+        # are left, so each CRLF starts a field line.
+        low = head.lower()
         cl = te = None
-        shorter = None  # (value as sent, the same for h11)
-        for match in _SCAN.finditer(head):
-            name = match.group(1)
-            if name is None:
-                raise BadRequest("control character in request head")
-            value = match.group(2).rstrip(b" \t")
-            if len(name) == 14:
-                cl = value if cl is None else b","  # a second line: refused below
-            else:
-                te = value if te is None else b","
+        shorter = None  # (Content-Length as sent, the same for h11)
+        at = low.find(b"\r\ncontent-length:")
+        if at >= 0:
+            if low.find(b"\r\ncontent-length:", at + 2) >= 0:
+                return self._refuse(head)  # two lines: h11 would merge equal ones
+            cl = _value(head, at + 17)
+        at = low.find(b"\r\ntransfer-encoding:")
+        if at >= 0:
+            te = _value(head, at + 20)
+            if te.lower() != b"chunked" or low.find(b"\r\ntransfer-encoding:", at + 2) >= 0:
+                return self._refuse(head)  # h11 would answer 501 for every other coding
         if cl is not None:
             if not cl.isdigit():
-                return self._refuse(head)  # two lines, a list, not digits: h11 would merge
+                return self._refuse(head)  # a list (h11 would merge it), or not digits
             if len(cl) > _CL_MAX_DIGITS:
                 short = cl.lstrip(b"0") or b"0"
                 if len(short) > _CL_MAX_DIGITS:
                     return self._refuse(head)
                 shorter = (cl, short)
-                at = head.find(cl, head.lower().find(b"\r\ncontent-length:"))
+                at = head.find(cl, low.find(b"\r\ncontent-length:"))
                 head = head[:at] + short + head[at + len(cl) :]
-        if te is not None and te.lower() != b"chunked":
-            return self._refuse(head)  # h11 would answer 501 for every other coding
         parser = h11.Connection(h11.SERVER)
         parser.receive_data(head)
         try:
@@ -212,7 +212,7 @@ class H11Parser:
         except h11.RemoteProtocolError:
             return self._refuse(head)
         headers = _headers(limits, event, len(head))
-        if te is not None or shorter is not None:
+        if shorter is not None or te is not None and te != b"chunked":
             _as_sent(headers, te, shorter)
         version = event.http_version
         self.upgraded = self.conn.on_request(
@@ -382,6 +382,11 @@ def _headers(limits: Limits, event: h11.Request, head_size: int, extra: int = 0)
         for count, (name, value) in enumerate(headers, 1):
             check(count, name, value)
     return headers
+
+
+def _value(head: bytes, start: int) -> bytes:
+    """The value of the field line whose colon is at ``head[start - 1]``, without OWS."""
+    return head[start : head.find(b"\r\n", start)].strip(b" \t")
 
 
 def _as_sent(headers: list, te: bytes | None, shorter: tuple | None) -> None:
