@@ -4,41 +4,43 @@ h11 is the parser; responses are written by the shared cycle. Per request:
 
 - **Head framing is ours.** The end of the head is found here in linear time however the bytes
   arrive (one byte at a time included), and ``limits.Limits`` bounds the request line (414) and
-  the head (431) while it is still incomplete. A bare CR, a bare LF or obs-fold anywhere in the
-  head is refused (400) as the bytes arrive; empty lines before the request line are skipped
-  (RFC 9112 2.2).
-- **h11 parses the complete head**: a fresh ``h11.Connection(h11.SERVER)`` gets exactly the head
-  and its ``Request`` event supplies the method, target, version and header fields. h11 checks
-  the request-line grammar (token method, VCHAR target, ``HTTP/DIGIT.DIGIT``) and every field
-  line (token name, colon, OWS, value), and refuses conflicting Content-Lengths, codings other
-  than ``chunked``, a missing or repeated Host.
-- **What the adapter adds where h11 is more lenient than RFC 9112 and llhttp**, on the complete
-  head, cheaply: one regex scan (``_SCAN``) finds control bytes, which h11's field-value rule
-  ``[^\\x00\\s]`` lets through (400), and the Content-Length and Transfer-Encoding lines; a
-  request line with runs of spaces is rewritten with single ones before h11 reads it (RFC 9112 3
-  allows splitting on runs, llhttp does), and a two-word line is an HTTP/0.9 simple request
-  (505, as from llhttp, where h11 would say 400).
-- **Answers in the order llhttp and ``head.check_head`` give them.** h11 merges two identical
-  Content-Length lines and a ``3, 3`` list into one value, refuses a Content-Length of more than
-  20 digits even when only leading zeros make it long, lowercases Transfer-Encoding values, and
-  answers every coding but ``chunked`` (and two Transfer-Encoding lines) 501 where RFC 9112 6.3
-  wants 400 for some, and a missing Host 400 before a 501 method. So: a head whose framing lines
-  h11 would merge, or that h11 refuses, is parsed again by h11 with its Host, Content-Length and
-  Transfer-Encoding names masked (``_refuse``), which leaves h11 the syntax; the real fields then
-  go through ``head.read_request`` (``check_head``, ``check_transfer_encoding``), which picks the
-  status the connection would have answered. A long Content-Length of leading zeros is shortened
-  for h11 only; the app sees every field value as sent (a ``Chunked`` coding stays ``Chunked``).
-- **Bodies.** A Content-Length body is read by the same h11 connection (``Data`` and
-  ``EndOfMessage`` events; its ``trailing_data`` is the next request). A chunked body is decoded
-  here, as strictly as llhttp, because h11's chunked reader disagrees with RFC 9112 and llhttp
-  on these corpus cases (tests/requests), all inside chunk lines that h11 consumes and discards,
-  where no cheap pre-check can see them without decoding the framing itself:
-  it accepts any bytes after a ``;`` up to CRLF as a chunk extension (``chunk_ext_bare_cr``,
-  ``chunk_ext_ctl``, ``chunk_ext_empty_name``, ``chunk_ext_space``, ``chunk_ext_unquoted_space``
-  are accepted), lets control bytes through in trailer values (``chunk_trailer_ctl`` accepted),
-  does not count trailer fields against the limits, and refuses a chunk size of more than 20
-  hex digits even when leading zeros make it long (``chunked_size_many_leading_zeros``, a valid
-  case, is refused).
+  the head (431) while it is incomplete. A bare CR, a bare LF or obs-fold anywhere in the head is
+  refused (400) as the bytes arrive; h11 would accept all three. Empty lines before the request
+  line are skipped (RFC 9112 2.2).
+- **h11 parses the complete head.** A fresh ``h11.Connection(h11.SERVER)`` is given exactly the
+  head, and its ``Request`` event supplies the method, target, version and field lines (names
+  lowercased here for the scope). h11 checks the request-line grammar (token method, VCHAR
+  target, ``HTTP/DIGIT.DIGIT``) and each field line (token name, colon, OWS, value); it refuses
+  differing Content-Lengths, codings other than ``chunked``, a missing or repeated Host.
+- **Cheap pre-checks where h11 is laxer than RFC 9112 and llhttp**, on the complete head: one
+  regex search for control bytes (h11's field-value rule, any byte but NUL and whitespace, lets
+  0x01-0x08, 0x0e-0x1f and DEL through: 400), and two ``find`` calls on the lowercased head for
+  the Content-Length and Transfer-Encoding lines. A request line with runs of SP is handed to h11
+  with single SP (RFC 9112 3 allows splitting on runs; llhttp does), and a two-word line as an
+  explicit ``HTTP/0.9`` one (505, as from llhttp, where h11 would say 400).
+- **Framing fields h11 would normalise, and heads it refuses, get the connection's answer.** h11
+  merges two identical Content-Length lines and a ``3, 3`` list into one value, refuses a
+  Content-Length longer than 20 digits even when leading zeros make it long, lowercases the
+  Transfer-Encoding value, answers every coding but a single ``chunked`` 501 (RFC 9112 6.3 wants
+  400 when chunked is not final), and checks Host before the method llhttp refuses first. Such a
+  head (more than one Content-Length or Transfer-Encoding line, a Content-Length that is not
+  digits, a coding other than ``chunked``), and any head h11 refuses, goes to ``_refuse``: h11
+  parses it again with its Host, Content-Length and Transfer-Encoding names masked, so it checks
+  only the syntax (400), then ``head.read_request`` (``check_head``, ``check_transfer_encoding``)
+  picks the status, in the order the connection applies it to a head llhttp parsed. A
+  Content-Length of many leading zeros is shortened for h11 only; the app sees every field value
+  as sent (``Transfer-Encoding: Chunked`` stays ``Chunked``).
+- **Bodies.** A Content-Length body is read by the h11 connection that parsed the head (its
+  ``Data`` and ``EndOfMessage`` events; its ``trailing_data`` starts the next request). A
+  chunked body is decoded here, as strictly as llhttp. h11's chunked reader disagrees with
+  RFC 9112 and llhttp inside the chunk-size lines and trailers, which it consumes and discards,
+  so no pre-check could catch it without decoding the framing itself. On the tests/requests
+  corpus it accepts five invalid chunk extensions, because it takes any bytes after ``;`` up to
+  CRLF as an extension (``chunk_ext_bare_cr``, ``chunk_ext_ctl``, ``chunk_ext_empty_name``,
+  ``chunk_ext_space``, ``chunk_ext_unquoted_space``). It also accepts a control byte in a
+  trailer value (``chunk_trailer_ctl``). And it refuses a valid chunk size of more than 20 hex
+  digits made long by leading zeros (``chunked_size_many_leading_zeros``). It also does not
+  count trailer fields against ``limit_request_fields`` / ``limit_request_field_size``.
 
 Both parsers answer every case of the tests/requests corpus alike; what llhttp accepts beyond
 the grammar is accepted here too and listed in tests/requests/README.md.
@@ -63,7 +65,7 @@ _LINE2 = re.compile(rb"([^ ]+) +([^ ]+)")
 # Control bytes but HTAB, CR and LF (those are checked as line endings): h11's field-value rule
 # ``[^\x00\s]`` lets them through
 _CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# The field lines whose values h11 interprets (masked for it in _refuse)
+# The field lines whose values h11 interprets (their names are masked for it in _refuse)
 _SEMANTIC = re.compile(rb"\r\n(host|content-length|transfer-encoding):", re.IGNORECASE)
 _CL_MAX_DIGITS = 20  # h11 refuses longer Content-Length values
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
@@ -275,7 +277,7 @@ class H11Parser:
                 conn.on_body(bytes(event.data))
             elif kind is h11.EndOfMessage:
                 self.body = None
-                return self._complete(bytes(parser.trailing_data[0]))
+                return self._complete(parser.trailing_data[0])
             else:  # NEED_DATA
                 return b""
 
