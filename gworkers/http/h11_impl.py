@@ -1,14 +1,49 @@
-"""Pure-Python parser adapter (the H11Worker's): request bytes -> on_request / on_body /
-on_complete.
+"""h11 adapter (the H11Worker's parser): request bytes -> on_request / on_body / on_complete.
 
-It started as an adapter over h11 events, but h11 is lenient where RFC 9112 asks a server to be
-strict (control bytes in field values and chunk extensions, bare CR in chunk lines) and
-normalises what the app should see as sent (it merges repeated Content-Length lines and ``3, 3``
-lists, lowercases codings, and answers every coding but chunked with 501), so the same bytes got
-other answers than from llhttp. The head and the chunked framing are therefore parsed here, to
-the RFC 9112 grammar and as strictly as llhttp: both parsers answer every case of the
-tests/requests corpus alike. Whatever llhttp accepts beyond the grammar is accepted here too and
-listed in tests/requests/README.md.
+h11 is the parser; responses are written by the shared cycle. Per request:
+
+- **Head framing is ours.** The end of the head is found here in linear time however the bytes
+  arrive (one byte at a time included), and ``limits.Limits`` bounds the request line (414) and
+  the head (431) while it is incomplete. A bare CR, a bare LF or obs-fold anywhere in the head is
+  refused (400) as the bytes arrive; h11 would accept all three. Empty lines before the request
+  line are skipped (RFC 9112 2.2).
+- **h11 parses the complete head.** A fresh ``h11.Connection(h11.SERVER)`` is given exactly the
+  head, and its ``Request`` event supplies the method, target, version and field lines (names
+  lowercased here for the scope). h11 checks the request-line grammar (token method, VCHAR
+  target, ``HTTP/DIGIT.DIGIT``) and each field line (token name, colon, OWS, value); it refuses
+  differing Content-Lengths, codings other than ``chunked``, a missing or repeated Host.
+- **Cheap pre-checks where h11 is laxer than RFC 9112 and llhttp**, on the complete head: one
+  regex search for control bytes (h11's field-value rule, any byte but NUL and whitespace, lets
+  0x01-0x08, 0x0e-0x1f and DEL through: 400), and two ``find`` calls on the lowercased head for
+  the Content-Length and Transfer-Encoding lines. A request line with runs of SP is handed to h11
+  with single SP (RFC 9112 3 allows splitting on runs; llhttp does), and a two-word line as an
+  explicit ``HTTP/0.9`` one (505, as from llhttp, where h11 would say 400).
+- **Framing fields h11 would normalise, and heads it refuses, get the connection's answer.** h11
+  merges two identical Content-Length lines and a ``3, 3`` list into one value, refuses a
+  Content-Length longer than 20 digits even when leading zeros make it long, lowercases the
+  Transfer-Encoding value, answers every coding but a single ``chunked`` 501 (RFC 9112 6.3 wants
+  400 when chunked is not final), and checks Host before the method llhttp refuses first. Such a
+  head (more than one Content-Length or Transfer-Encoding line, a Content-Length that is not
+  digits, a coding other than ``chunked``), and any head h11 refuses, goes to ``_refuse``: h11
+  parses it again with its Host, Content-Length and Transfer-Encoding names masked, so it checks
+  only the syntax (400), then ``head.read_request`` (``check_head``, ``check_transfer_encoding``)
+  picks the status, in the order the connection applies it to a head llhttp parsed. A
+  Content-Length of many leading zeros is shortened for h11 only; the app sees every field value
+  as sent (``Transfer-Encoding: Chunked`` stays ``Chunked``).
+- **Bodies.** A Content-Length body is read by the h11 connection that parsed the head (its
+  ``Data`` and ``EndOfMessage`` events; its ``trailing_data`` starts the next request). A
+  chunked body is decoded here, as strictly as llhttp. h11's chunked reader disagrees with
+  RFC 9112 and llhttp inside the chunk-size lines and trailers, which it consumes and discards,
+  so no pre-check could catch it without decoding the framing itself. On the tests/requests
+  corpus it accepts five invalid chunk extensions, because it takes any bytes after ``;`` up to
+  CRLF as an extension (``chunk_ext_bare_cr``, ``chunk_ext_ctl``, ``chunk_ext_empty_name``,
+  ``chunk_ext_space``, ``chunk_ext_unquoted_space``). It also accepts a control byte in a
+  trailer value (``chunk_trailer_ctl``). And it refuses a valid chunk size of more than 20 hex
+  digits made long by leading zeros (``chunked_size_many_leading_zeros``). It also does not
+  count trailer fields against ``limit_request_fields`` / ``limit_request_field_size``.
+
+Both parsers answer every case of the tests/requests corpus alike; what llhttp accepts beyond
+the grammar is accepted here too and listed in tests/requests/README.md.
 """
 
 from __future__ import annotations
@@ -16,17 +51,26 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import BadRequest, URITooLong
+import h11
+
+from ..errors import BadRequest, ProtocolError, URITooLong
+from .head import read_request
 from .limits import Limits
 
 # request-line = method SP request-target SP HTTP-version (RFC 9112 3); recipients may split on
-# runs of SP (3), as llhttp does. Two words is an HTTP/0.9 simple request.
+# runs of SP (3), as llhttp does. Two words is an HTTP/0.9 simple request. Used to rewrite such
+# lines for h11 and to find the target of a line that may be too long.
 _LINE3 = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+)")
 _LINE2 = re.compile(rb"([^ ]+) +([^ ]+)")
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"[\x21-\x7e]+")  # VCHAR: raw non-ASCII must be percent-encoded
-_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+# Control bytes but HTAB, CR and LF (those are checked as line endings): h11's field-value rule
+# ``[^\x00\s]`` lets them through
+_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The field lines whose values h11 interprets (their names are masked for it in _refuse)
+_SEMANTIC = re.compile(rb"\r\n(host|content-length|transfer-encoding):", re.IGNORECASE)
+_CL_MAX_DIGITS = 20  # h11 refuses longer Content-Length values
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 # field-line = field-name ":" OWS field-value OWS; field-value holds HTAB, SP, VCHAR, obs-text
+# (trailer fields of a chunked body)
 _FIELD = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)")
 # chunk-size [ chunk-ext ] (RFC 9112 7.1.1) as llhttp reads it: no whitespace, an empty
 # extension value allowed; 16 hex digits at most (a 64-bit size) after any leading zeros
@@ -44,6 +88,7 @@ _LINE_SLACK = 32
 
 class H11Parser:
     __slots__ = (
+        "body",
         "buf",
         "cbuf",
         "conn",
@@ -61,22 +106,23 @@ class H11Parser:
         self.limits = Limits(config)
         self.buf: bytes | bytearray = b""  # head bytes not yet complete
         self.line_done = False  # the request line of that incomplete head is complete
+        self.body: h11.Connection | None = None  # reading a Content-Length body
         self.state = 0  # 0: head or Content-Length body; else where a chunked body is
         self.cbuf = b""  # chunked-body line bytes not yet complete
-        self.left = 0  # body bytes still to come (Content-Length, or the current chunk)
+        self.left = 0  # bytes of the current chunk still to come
         self.trailers = 0
         self.upgraded = False
         self.done = False  # the connection reads no further request
 
     @property
     def in_head(self) -> bool:
-        return not self.state and not self.left and bool(self.buf)
+        return not self.state and self.body is None and bool(self.buf)
 
     def feed(self, data: bytes) -> None:
         while data and not self.upgraded and not self.done:
             if self.state:
                 data = self._feed_chunked(data)
-            elif self.left:
+            elif self.body is not None:
                 data = self._feed_length(data)
             else:
                 data = self._feed_head(data)
@@ -109,10 +155,7 @@ class H11Parser:
                 else:
                     # the request line just completed: its target may be over the limit
                     self.line_done = True
-                    line = bytes(buf[:line_end])
-                    match = _LINE3.fullmatch(line) or _LINE2.fullmatch(line)
-                    if match:
-                        limits.check_target(match.group(2))
+                    _check_target(limits, bytes(buf[:line_end]))
             limits.check_head_size(len(buf))
             if not self.buf:
                 self.buf = bytearray(buf)
@@ -122,53 +165,121 @@ class H11Parser:
         self.buf = b""
         self.line_done = False
         _check_line_endings(buf, start, end + 4)
-        rest = buf[end + 4 :]
-        lines = buf[:end].split(b"\r\n")
-        method, target, version = _request_line(lines[0])
-        limits.check_target(target)
-        headers = []
-        check = limits.check_field
-        length = None
-        chunked = False
-        for line in lines[1:]:
-            match = _FIELD.fullmatch(line)
-            if match is None:
-                raise BadRequest("invalid header field line")
-            name, value = match.groups()
-            value = value.strip(b" \t")
-            headers.append((name.lower(), value))
-            check(len(headers), name, value)
-        limits.check_head_size(end + 4)
-        for name, value in headers:
-            if name == b"content-length":
-                length = value
-            elif name == b"transfer-encoding":
-                chunked = True
-        self.upgraded = self.conn.on_request(method, target, version, headers)
+        end += 4
+        if end == len(buf):
+            return self._head(buf, b"")
+        return self._head(buf[:end], buf[end:])
+
+    def _head(self, head: bytes, rest: bytes) -> bytes:
+        """Parse a complete head (request line to the empty line) with h11; pass it on."""
+        line_end = head.find(b"\r\n")
+        line = head[:line_end]
+        limits = self.limits
+        if limits.line and line_end > limits.line:
+            _check_target(limits, line)
+        limits.check_head_size(len(head))
+        if line.count(b" ") != 2 or b"  " in line:
+            head = _request_line_for_h11(line) + head[line_end:]
+        if _CTL.search(head) is not None:
+            raise BadRequest("control character in request head")
+        # The framing fields, found in the lowercased head: no obs-fold and no bare CR or LF
+        # are left, so each CRLF starts a field line.
+        low = head.lower()
+        cl = te = None
+        shorter = None  # (Content-Length as sent, the same for h11)
+        at = low.find(b"\r\ncontent-length:")
+        if at >= 0:
+            if low.find(b"\r\ncontent-length:", at + 2) >= 0:
+                return self._refuse(head)  # two lines: h11 would merge equal ones
+            cl = _value(head, at + 17)
+        at = low.find(b"\r\ntransfer-encoding:")
+        if at >= 0:
+            te = _value(head, at + 20)
+            if te.lower() != b"chunked" or low.find(b"\r\ntransfer-encoding:", at + 2) >= 0:
+                return self._refuse(head)  # h11 would answer 501 for every other coding
+        if cl is not None:
+            if not cl.isdigit():
+                return self._refuse(head)  # a list (h11 would merge it), or not digits
+            if len(cl) > _CL_MAX_DIGITS:
+                short = cl.lstrip(b"0") or b"0"
+                if len(short) > _CL_MAX_DIGITS:
+                    return self._refuse(head)
+                shorter = (cl, short)
+                at = head.find(cl, low.find(b"\r\ncontent-length:"))
+                head = head[:at] + short + head[at + len(cl) :]
+        parser = h11.Connection(h11.SERVER)
+        parser.receive_data(head)
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError:
+            return self._refuse(head)
+        headers = _headers(limits, event, len(head))
+        if shorter is not None or te is not None and te != b"chunked":
+            _as_sent(headers, te, shorter)
+        version = event.http_version
+        self.upgraded = self.conn.on_request(
+            event.method, event.target, _VERSIONS.get(version) or version.decode(), headers
+        )
         if self.upgraded:
             self.conn.on_upgrade(rest)
             return b""
         # on_request applied head.check_head: the framing is a single chunked or one
         # Content-Length of digits by now
-        if chunked:
+        if te is not None:
             self.state = _SIZE
             return self._feed_chunked(rest)
-        if length is not None and int(length):
-            self.left = int(length)
+        if cl is not None and int(cl):
+            self.body = parser
             return self._feed_length(rest)
         return self._complete(rest)
 
+    def _refuse(self, head: bytes) -> bytes:
+        """Answer a head h11 refuses, or whose framing fields it would merge, as the connection
+        would: h11 parses it again with its Host, Content-Length and Transfer-Encoding lines
+        renamed (one Host added last), so only a syntax error stops it; the real fields then go
+        through ``head.read_request``, which raises the status to answer with."""
+        masked = []
+        lines = []
+        for match in _SEMANTIC.finditer(head):
+            lines.append(head.count(b"\r\n", 0, match.start()))
+            masked.append(match.group(1).lower())
+        text = _SEMANTIC.sub(lambda m: b"\r\n" + b"x" * len(m.group(1)) + b":", head)
+        parser = h11.Connection(h11.SERVER)
+        parser.receive_data(text[:-2] + b"Host: x\r\n\r\n")
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise ProtocolError(str(exc), status=exc.error_status_hint) from None
+        headers = _headers(self.limits, event, len(head), 1)
+        for line, name in zip(lines, masked, strict=True):
+            # the CRLF before a field line is the line's number of CRLFs: its header index
+            headers[line] = (name, headers[line][1])
+        version = event.http_version
+        read_request(
+            event.method, event.target, _VERSIONS.get(version) or version.decode(), headers
+        )
+        raise BadRequest("request head refused by h11")
+
     # ------------------------------------------------------------------ bodies
     def _feed_length(self, data: bytes) -> bytes:
-        left = self.left
-        if len(data) <= left:
-            self.left = left - len(data)
-            if data:
-                self.conn.on_body(data)
-            return self._complete(b"") if not self.left else b""
-        self.left = 0
-        self.conn.on_body(data[:left])
-        return self._complete(data[left:])
+        """Feed a Content-Length body to the h11 connection that parsed its head."""
+        parser = self.body
+        if data:
+            parser.receive_data(data)
+        conn = self.conn
+        while True:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise ProtocolError(str(exc), status=exc.error_status_hint) from None
+            kind = type(event)
+            if kind is h11.Data:
+                conn.on_body(bytes(event.data))
+            elif kind is h11.EndOfMessage:
+                self.body = None
+                return self._complete(parser.trailing_data[0])
+            else:  # NEED_DATA
+                return b""
 
     def _feed_chunked(self, data: bytes) -> bytes:
         """Decode a chunked body (RFC 9112 7.1), as strictly as llhttp does."""
@@ -238,25 +349,56 @@ class H11Parser:
         return rest
 
 
-def _request_line(line: bytes) -> tuple[bytes, bytes, str]:
+def _check_target(limits: Limits, line: bytes) -> None:
+    """414 for a request line whose target is over ``limit_request_line``."""
+    match = _LINE3.fullmatch(line) or _LINE2.fullmatch(line)
+    if match:
+        limits.check_target(match.group(2))
+
+
+def _request_line_for_h11(line: bytes) -> bytes:
+    """A request line with runs of SP, as h11 reads it: single SP (RFC 9112 3 lets a recipient
+    split on runs, llhttp does); two words as an explicit HTTP/0.9 line (check_head answers
+    505, as for llhttp). Anything else is left as is for h11 to refuse."""
     match = _LINE3.fullmatch(line)
     if match is not None:
-        method, target, version = match.groups()
-        found = _VERSION.fullmatch(version)
-        if found is None:
-            raise BadRequest("invalid HTTP version")
-        version = version[5:].decode()
-    else:
-        match = _LINE2.fullmatch(line)
-        if match is None:
-            raise BadRequest("invalid request line")
-        method, target = match.groups()
-        version = "0.9"  # a simple request: check_head answers 505, as for llhttp
-    if _TOKEN.fullmatch(method) is None:
-        raise BadRequest("invalid method")
-    if _TARGET.fullmatch(target) is None:
-        raise BadRequest("invalid request target")
-    return method, target, version
+        return b" ".join(match.groups())
+    match = _LINE2.fullmatch(line)
+    if match is not None:
+        return b" ".join(match.groups()) + b" HTTP/0.9"
+    return line
+
+
+def _headers(limits: Limits, event: h11.Request, head_size: int, extra: int = 0) -> list:
+    """The scope's headers, ``(lowercased name, value)``, from h11's Request event, within
+    ``limit_request_fields`` and ``limit_request_field_size`` (431); ``extra`` fields at the end
+    were added for h11 and are not counted. No field can be over the size limit when the whole
+    head is not, so the common head skips the per-field loop."""
+    headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
+    if extra:
+        del headers[-extra:]
+    fields = limits.fields
+    size = limits.field_size
+    if fields and len(headers) > fields or size and head_size > size:
+        check = limits.check_field
+        for count, (name, value) in enumerate(headers, 1):
+            check(count, name, value)
+    return headers
+
+
+def _value(head: bytes, start: int) -> bytes:
+    """The value of the field line whose colon is at ``head[start - 1]``, without OWS."""
+    return head[start : head.find(b"\r\n", start)].strip(b" \t")
+
+
+def _as_sent(headers: list, te: bytes | None, shorter: tuple | None) -> None:
+    """Put back the framing values h11 normalised: a Transfer-Encoding coding it lowercased, a
+    Content-Length whose leading zeros were cut for it."""
+    for i, (name, _) in enumerate(headers):
+        if name == b"transfer-encoding" and te is not None:
+            headers[i] = (name, te)
+        elif name == b"content-length" and shorter is not None:
+            headers[i] = (name, shorter[0])
 
 
 def _check_line_endings(buf: bytes | bytearray, start: int, stop: int) -> None:

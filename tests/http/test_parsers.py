@@ -221,3 +221,29 @@ def test_case_format():
     for bad in ("\\q", "\\x4", "caf\u00e9", "a\tb", "\\[2:a", "a\\]", "\\[x:a\\]"):
         with pytest.raises(CorpusError):
             decode(bad)
+
+
+# Heads outside the corpus that h11 itself answers otherwise (its Host check comes before the
+# method and Expect checks; it merges a "1, 1" list; it answers a non-chunked coding 501): the
+# h11 adapter gives the answer head.check_head gives, as the httptools adapter does.
+CHECK_HEAD_ORDER = {
+    "unknown_method_no_host": (b"FOO / HTTP/1.1\r\n\r\n", 501),
+    "connect_no_host": (b"CONNECT a:1 HTTP/1.1\r\n\r\n", 501),
+    "unknown_method_two_hosts": (b"FOO / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 501),
+    "expect_unknown_two_hosts": (
+        b"GET / HTTP/1.1\r\nExpect: foo\r\nHost: a\r\nHost: b\r\n\r\n",
+        417,
+    ),
+    "cl_list_equal": (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx", 400),
+    "te_gzip_http10": (b"POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+}
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", CHECK_HEAD_ORDER)
+def test_refusals_in_check_head_order(name, mode, parser):
+    data, status = CHECK_HEAD_ORDER[name]
+    conn, error = feed(parser, MODES[mode](data))
+    assert error is not None and error.status == status, f"{name}: {error!r}"
+    assert conn.requests == []
