@@ -136,7 +136,8 @@ class HTTPConnection(asyncio.Protocol):
         if self.cycle is None:
             self.close()
         else:
-            self.accepting = False  # answer what was sent, then close
+            # answer what was sent (requests parsed ahead included: their responses must not
+            # announce a close), then close in response_done
             reading = self.reading
             if reading is not None:
                 self.reading = None
@@ -315,7 +316,7 @@ class HTTPConnection(asyncio.Protocol):
             if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
                 self.resume_reading()
             self.start(nxt)
-        elif not self.accepting:
+        elif not self.accepting or self.eof:
             self.close()
         else:
             self.idle_deadline = self.loop.time() + self.config.timeout_keep_alive
