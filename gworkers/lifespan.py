@@ -1,7 +1,9 @@
 """ASGI lifespan: startup and shutdown, and the state dict copied into each request scope.
 
 ``auto`` runs it and carries on quietly when the app does not support it (it raises before
-receiving, as ASGI allows); ``on`` treats that as a boot failure; ``off`` skips it. A
+receiving, as ASGI allows); ``on`` treats that as a boot failure; ``off`` skips it. An app that
+took the startup message and then raised does speak lifespan: that is a startup failure in
+every mode. A
 ``lifespan.startup.failed`` message or an exception during startup is a boot failure: the
 worker exits with code 3 so Gunicorn halts instead of respawning forever.
 """
@@ -27,6 +29,7 @@ class Lifespan:
         self.task: asyncio.Task | None = None
         self.failed: str | None = None
         self.error: BaseException | None = None
+        self.received = False  # the app took the startup message: it speaks lifespan
 
     async def startup(self) -> None:
         if not self.supported:
@@ -41,7 +44,7 @@ class Lifespan:
             raise BootError(f"lifespan startup failed: {self.failed}")
         if not self.startup_done.done():
             # the app returned or raised before answering startup
-            if self.error is not None and self.mode == "on":
+            if self.error is not None and (self.mode == "on" or self.received):
                 raise BootError(f"lifespan startup failed: {self.error!r}")
             if self.mode == "on" and self.error is None:
                 raise BootError("lifespan startup failed: app returned before startup completed")
@@ -67,7 +70,8 @@ class Lifespan:
             self.error = exc
             if self.startup_done is not None and self.startup_done.done():
                 self.log.error("Exception in lifespan after startup", exc_info=exc)
-            elif self.mode == "on":
+            elif self.mode == "on" or self.received:
+                # it took the startup message, so it speaks lifespan: this is a real failure
                 self.log.error("Exception in lifespan startup", exc_info=exc)
             else:
                 self.log.info("ASGI 'lifespan' protocol appears unsupported.")
@@ -75,6 +79,7 @@ class Lifespan:
                 raise
 
     async def receive(self) -> dict:
+        self.received = True
         return await self.receive_queue.get()
 
     async def send(self, message: dict) -> None:

@@ -96,8 +96,8 @@ class Worker(_GunicornWorker):
         except (ConfigError, BootError) as exc:
             self.log.error("gworkers: cannot start worker: %s", exc)
             sys.exit(BOOT_ERROR)
-        if note:
-            self.log.info("gworkers: %s", note)
+        # Said once, with the parser's fallback, when serving starts.
+        self.fallback_notes = [note] if note else []
         asyncio.set_event_loop(self.loop)
         self.stopping: asyncio.Event | None = None
         self.quick_exit = False
@@ -147,7 +147,26 @@ class Worker(_GunicornWorker):
             try:
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             finally:
+                self._release_signals()
                 self.loop.close()
+
+    def _release_signals(self) -> None:
+        """Take the signals back from the loop before it closes its wake-up pipe.
+
+        The arbiter repeats TERM while we leave: a signal landing between the pipe's close and
+        the loop dropping its handlers would write to a closed fd, and the default action would
+        kill the process before Gunicorn's ``worker_exit`` hook runs. We are exiting anyway.
+        """
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+            try:
+                self.loop.remove_signal_handler(sig)
+            except (RuntimeError, ValueError):  # pragma: no cover - loop already closed
+                pass
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            self.loop.remove_signal_handler(signal.SIGWINCH)
+        except (RuntimeError, ValueError):  # pragma: no cover
+            pass
 
     def _load_app(self) -> Any:
         app, interface = adapt(self.wsgi, self.config.interface, self.log)
@@ -159,21 +178,27 @@ class Worker(_GunicornWorker):
         cfg = self.cfg
         self.stopping = asyncio.Event()
         app = self._load_app()
-        lifespan = Lifespan(app, config.lifespan if self.interface != "wsgi" else "off", self.log)
-        await lifespan.startup()
+        # Everything that can fail at boot is checked before the app's startup runs.
         ssl_context = None
         if cfg.is_ssl:
             try:
                 ssl_context = ssl_context_for(cfg)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise BootError(f"cannot build the TLS context: {exc}") from None
+        lifespan = Lifespan(app, config.lifespan if self.interface != "wsgi" else "off", self.log)
         state = ServerState(config, app, self.loop, self.log, lifespan.state)
         if ssl_context is not None:
             state.server_cert = _first_pem(cfg.certfile)
-        if state.parser_note:
-            self.log.info("gworkers: %s", state.parser_note)
-        if state.ws_note:
-            self.log.info("gworkers: %s", state.ws_note)
+        notes = self.fallback_notes + [n for n in (state.parser_note, state.ws_note) if n]
+        if notes:
+            self.log.info("gworkers: %s", "; ".join(notes))
+        self.log.info(
+            "gworkers: %s loop, %s parser, %s app",
+            "uvloop" if type(self.loop).__module__.startswith("uvloop") else "asyncio",
+            state.parser_class.__module__.rsplit(".", 1)[-1].removesuffix("_impl"),
+            self.interface,
+        )
+        await lifespan.startup()
         if self.max_requests and self.max_requests < sys.maxsize:
             state.max_requests = self.max_requests
             state.on_max_requests = self._on_max_requests

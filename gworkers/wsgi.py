@@ -10,18 +10,25 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from .errors import ClientDisconnected
 
 
 class _Input(io.RawIOBase):
-    """wsgi.input: a blocking, readable stream fed from ASGI ``receive`` on demand."""
+    """wsgi.input: a blocking, readable stream fed from ASGI ``receive`` on demand.
+
+    Only what the app asks for is pulled from the loop, so an unread body stays in the
+    connection's bounded buffer (reading from the socket pauses) instead of piling up here.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, receive: Callable) -> None:
         self.loop = loop
         self.receive = receive
-        self.buffer = b""
+        self.buffer = bytearray()  # deleting from the front of a bytearray does not copy
         self.done = False
 
     def readable(self) -> bool:
@@ -31,40 +38,51 @@ class _Input(io.RawIOBase):
         if self.done:
             return False
         message = asyncio.run_coroutine_threadsafe(self.receive(), self.loop).result()
-        if message["type"] == "http.request":
-            self.buffer += message.get("body", b"")
-            self.done = not message.get("more_body", False)
-        else:
+        if message["type"] != "http.request":
             self.done = True
+            raise ClientDisconnected("client disconnected before the request body was read")
+        self.buffer += message.get("body", b"")
+        self.done = not message.get("more_body", False)
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def _take(self, n: int) -> bytes:
+        buffer = self.buffer
+        data = bytes(buffer[:n])
+        del buffer[:n]
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             while self._fill():
                 pass
-            data, self.buffer = self.buffer, b""
-            return data
+            return self._take(len(self.buffer))
         while len(self.buffer) < size and self._fill():
             pass
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
+        return self._take(size)
 
     def readinto(self, b: Any) -> int:
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
 
-    def readline(self, size: int = -1) -> bytes:
-        while b"\n" not in self.buffer and (size < 0 or len(self.buffer) < size) and self._fill():
-            pass
-        end = self.buffer.find(b"\n")
-        end = len(self.buffer) if end < 0 else end + 1
-        if size is not None and size >= 0:
+    def readline(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
+        scanned = 0
+        while True:
+            end = self.buffer.find(b"\n", scanned)
+            if end >= 0:
+                end += 1
+                break
+            scanned = len(self.buffer)
+            if 0 <= size <= scanned or not self._fill():
+                end = len(self.buffer)
+                break
+        if size >= 0:
             end = min(end, size)
-        data, self.buffer = self.buffer[:end], self.buffer[end:]
-        return data
+        return self._take(end)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         while True:
             line = self.readline()
             if not line:
@@ -75,14 +93,17 @@ class _Input(io.RawIOBase):
 def build_environ(scope: dict, stream: Any) -> dict:
     server = scope.get("server") or ("localhost", 80)
     client = scope.get("client")
-    script_name = scope.get("root_path", "")
-    path = scope["path"]
+    script_name = scope.get("root_path", "").encode("utf-8")
+    # PEP 3333: PATH_INFO is the percent-decoded *bytes* of the path, as latin-1; decoding
+    # the raw path keeps bytes that are not UTF-8 (scope["path"] has replaced them).
+    raw_path = scope.get("raw_path")
+    path = unquote_to_bytes(raw_path) if raw_path else scope["path"].encode("utf-8")
     if script_name and path.startswith(script_name):
         path = path[len(script_name) :]
     environ = {
         "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": script_name.encode("utf-8").decode("latin-1"),
-        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+        "SCRIPT_NAME": script_name.decode("latin-1"),
+        "PATH_INFO": path.decode("latin-1"),
         "QUERY_STRING": scope["query_string"].decode("latin-1"),
         "RAW_URI": scope["raw_path"].decode("latin-1")
         + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""),

@@ -146,6 +146,85 @@ async def app(scope, receive, send):
         return
     if path == "/pid":
         return await respond(send, body=str(os.getpid()).encode())
+    if path == "/server-header":
+        return await respond(send, body=b"own server header", headers=[(b"server", b"mine")])
+    if path == "/gate":
+        # answer once the test creates the gate file (the test decides when, not a timer)
+        gate = os.environ["GW_TEST_GATE"]
+        while not os.path.exists(gate):
+            await asyncio.sleep(0.01)
+        return await respond(send, body=b"gate open")
+    if path == "/send-after-disconnect":
+        # ASGI 2.4: send() after the client went away raises an OSError subclass
+        marker = os.environ["GW_TEST_DISCONNECT_MARKER"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"started", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        try:
+            await send({"type": "http.response.body", "body": b"late", "more_body": True})
+            outcome = "no error"
+        except OSError as exc:
+            outcome = f"OSError {type(exc).__name__}"
+        with open(marker, "a") as f:
+            f.write(outcome + "\n")
+        return
+    if path == "/types":
+        # the scope's types, checked where they are (JSON would blur bytes and str)
+        checks = {
+            "headers": all(type(n) is bytes and type(v) is bytes and n == n.lower()
+                           for n, v in scope["headers"]),
+            "headers_iterable": isinstance(scope["headers"], list | tuple),
+            "raw_path": type(scope["raw_path"]) is bytes,
+            "query_string": type(scope["query_string"]) is bytes,
+            "path": type(scope["path"]) is str,
+            "client": type(scope["client"]) in (list, tuple) and len(scope["client"]) == 2,
+            "server": type(scope["server"]) in (list, tuple) and len(scope["server"]) == 2,
+            "state": type(scope["state"]) is dict,
+            "extensions": type(scope["extensions"]) is dict,
+        }
+        return await respond(send, body=json.dumps(checks).encode())
+    if path == "/state-mutate":
+        # changes to a request's state must not leak into the next request or lifespan state
+        before = sorted(scope["state"])
+        scope["state"]["mutated"] = True
+        scope["state"].pop("started", None)
+        return await respond(send, body=json.dumps(before).encode())
+    if path == "/impl":
+        loop = asyncio.get_running_loop()
+        return await respond(send, body=type(loop).__module__.encode())
+    if path == "/count":
+        # read the body as it comes, pausing between pieces, keep only its size
+        total = 0
+        pace = float(query or "0")
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            total += len(message.get("body", b""))
+            if pace:
+                await asyncio.sleep(pace)
+            if not message.get("more_body", False):
+                break
+        return await respond(send, body=str(total).encode())
+    if path == "/stream-watch":
+        # stream ?N chunks of 64 KiB; record in the marker file whether a send had to wait
+        n = int(query or "800")
+        marker = os.environ["GW_TEST_STREAM_MARKER"]
+        chunk = b"x" * 65536
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"%d" % (n * len(chunk)))]})
+        for i in range(n):
+            pending = asyncio.ensure_future(
+                send({"type": "http.response.body", "body": chunk, "more_body": i < n - 1}))
+            await asyncio.sleep(0)
+            if not pending.done():
+                with open(marker, "a") as f:
+                    f.write(f"blocked {i}\n")
+            await pending
+        with open(marker, "a") as f:
+            f.write("done\n")
+        return
     # default: describe the request
     body = json.dumps(_jsonable(scope)).encode()
     return await respond(send, body=body, content_type=b"application/json")
@@ -208,6 +287,47 @@ def wsgi_app(environ, start_response):
         body = json.dumps(keep).encode()
     elif environ["PATH_INFO"] == "/raise":
         raise RuntimeError("wsgi boom")
+    elif environ["PATH_INFO"] == "/types":
+        stream = environ["wsgi.input"]
+        body = json.dumps({
+            "wsgi.version": environ["wsgi.version"] == (1, 0),
+            "all_str": all(type(k) is str and type(v) is str
+                           for k, v in environ.items() if not k.startswith("wsgi.")),
+            "input": callable(stream.read) and callable(stream.readline)
+            and callable(stream.readlines) and hasattr(stream, "__iter__"),
+            "errors": callable(environ["wsgi.errors"].write),
+            "multithread": environ["wsgi.multithread"] is True,
+            "run_once": environ["wsgi.run_once"] is False,
+        }).encode()
+    elif environ["PATH_INFO"] == "/read-pieces":
+        # read the body in small pieces; report its size and digest
+        import hashlib
+
+        digest = hashlib.sha256()
+        total = 0
+        stream = environ["wsgi.input"]
+        while True:
+            piece = stream.read(4096)
+            if not piece:
+                break
+            total += len(piece)
+            digest.update(piece)
+        body = f"{total} {digest.hexdigest()}".encode()
+    elif environ["PATH_INFO"] == "/lines":
+        body = json.dumps([line.decode() for line in environ["wsgi.input"]]).encode()
+    elif environ["PATH_INFO"] == "/generator":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def parts():
+            yield b"gen-"
+            yield b""
+            yield b"erated"
+
+        return parts()
+    elif environ["PATH_INFO"] == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written,")
+        return [b"returned"]
     else:
         body = b"wsgi " + environ["PATH_INFO"].encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
@@ -219,6 +339,13 @@ async def failing_startup(scope, receive, send):
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
         return
+    await respond(send, body=b"never")
+
+
+async def raising_startup(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        raise RuntimeError("startup raised")
     await respond(send, body=b"never")
 
 

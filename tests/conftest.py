@@ -70,7 +70,9 @@ class GunicornServer:
         self.port = 0
         self.uds: str | None = None
         match = self.wait_for_log(r"Listening at: (\S+)")
-        where = match.group(1)
+        # several binds are listed on one line, comma-separated: the first one is ours
+        self.addresses = match.group(1).split(",")
+        where = self.addresses[0]
         if where.startswith("unix:"):
             self.uds = where[5:]
         else:
@@ -424,3 +426,116 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None
         raise AssertionError(f"{cmd} did not exit:\n{err.decode(errors='replace')}") from None
     return subprocess.CompletedProcess(cmd, proc.returncode, out.decode(errors="replace"),
                                        err.decode(errors="replace"))
+
+
+class RawResponse:
+    """One HTTP/1.x response read off a raw socket, framing checked strictly."""
+
+    def __init__(self, status_line: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
+                 framing: str) -> None:
+        self.status_line = status_line
+        self.status = int(status_line.split(b" ", 2)[1])
+        self.headers = headers
+        self.body = body
+        self.framing = framing  # "length", "chunked", "close" or "none"
+
+    def header(self, name: bytes) -> bytes | None:
+        values = [v for n, v in self.headers if n == name]
+        return b",".join(values) if values else None
+
+    def names(self) -> list[bytes]:
+        return [n for n, _ in self.headers]
+
+
+class ResponseReader:
+    """Reads successive responses from one socket; raises AssertionError on a malformed one."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.eof = False
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def _until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            if not self._more():
+                raise AssertionError(f"connection closed before {marker!r}: {self.buf[:200]!r}")
+        i = self.buf.index(marker) + len(marker)
+        data, self.buf = self.buf[:i], self.buf[i:]
+        return data
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._more():
+                raise AssertionError(f"connection closed after {len(self.buf)} of {n} bytes")
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def closed(self) -> bool:
+        """True when the peer closed the connection with nothing more to read."""
+        return not self.buf and not self._more()
+
+    def read(self, method: bytes = b"GET") -> RawResponse:
+        head = self._until(b"\r\n\r\n")
+        lines = head[:-4].split(b"\r\n")
+        status_line = lines[0]
+        assert status_line.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")), status_line
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            assert sep and name and name == name.strip(), f"malformed header line {line!r}"
+            headers.append((name.lower(), value.strip()))
+        response = RawResponse(status_line, headers, b"", "none")
+        status = response.status
+        te = response.header(b"transfer-encoding")
+        cl = response.header(b"content-length")
+        if method == b"HEAD" or status in (204, 304) or 100 <= status < 200:
+            return response
+        if te is not None:
+            assert cl is None, "both Transfer-Encoding and Content-Length"
+            assert te.lower() == b"chunked", te
+            body = []
+            while True:
+                size_line = self._until(b"\r\n")[:-2]
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    while self._until(b"\r\n") != b"\r\n":  # trailers
+                        pass
+                    break
+                body.append(self._exactly(size))
+                assert self._exactly(2) == b"\r\n", "chunk not followed by CRLF"
+            response.body, response.framing = b"".join(body), "chunked"
+        elif cl is not None:
+            response.body, response.framing = self._exactly(int(cl)), "length"
+        else:
+            while self._more():
+                pass
+            response.body, self.buf, response.framing = self.buf, b"", "close"
+        return response
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A ``/proc/PID/status`` field in kB (VmRSS, VmHWM, ...)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def write_worker_module(tmp: Path, name: str, body: str) -> dict[str, str]:
+    """Write ``<tmp>/<name>.py`` (a CONFIG_KWARGS worker subclass, a test app...) and return the
+    ``env`` that puts ``tmp`` on the Gunicorn subprocess's PYTHONPATH."""
+    (tmp / f"{name}.py").write_text(body)
+    return {"PYTHONPATH": os.pathsep.join([str(REPO), str(tmp)])}

@@ -25,7 +25,13 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ContentTooLarge, ProtocolError, RequestTimeout, ServiceUnavailable
+from ..errors import (
+    ClientDisconnected,
+    ContentTooLarge,
+    ProtocolError,
+    RequestTimeout,
+    ServiceUnavailable,
+)
 from . import wire
 from .cycle import RequestCycle
 from .extensions import with_trailers
@@ -87,6 +93,7 @@ class HTTPConnection(asyncio.Protocol):
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
+        self.eof = False  # the peer half-closed: no request will follow
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
@@ -118,16 +125,35 @@ class HTTPConnection(asyncio.Protocol):
             self.protocol_error(exc)
 
     def eof_received(self) -> bool | None:
-        # A half-closed peer may still read our answer to what it sent; keep writing. With no
-        # request being answered nothing more can come: a partial head or the rest of an
-        # already answered body can never complete, so close rather than wait for a timeout.
+        """The peer will send nothing more; it may still read the answers to what it sent.
+
+        With no request being answered nothing more can come (a partial head or the rest of an
+        answered body can never complete): close. Otherwise the requests already read are
+        answered, then the connection closes; a body that can no longer complete is told the
+        client went away (one never started is dropped), and the request being answered sees
+        ``http.disconnect`` once its body has been delivered, so an app waiting for the
+        disconnect gets it.
+        """
+        self.eof = True
         if self.cycle is None:
             self.close()
         else:
-            self.accepting = False  # answer what was sent, then close
-            if self.reading is not None:
-                self.reading.feed_disconnect()
-        return True
+            # answer what was sent (requests parsed ahead included: their responses must not
+            # announce a close), then close in response_done
+            reading = self.reading
+            if reading is not None:
+                self.reading = None
+                reading.feed_disconnect()
+                if reading is not self.cycle:
+                    try:
+                        self.pipeline.remove(reading)
+                    except ValueError:
+                        pass
+            cycle = self.cycle
+            if cycle.waiter is not None:
+                cycle._wake()
+        # TLS transports close themselves on EOF whatever we answer (and warn if we say True).
+        return self.scheme != "https"
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -292,7 +318,7 @@ class HTTPConnection(asyncio.Protocol):
             if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
                 self.resume_reading()
             self.start(nxt)
-        elif not self.accepting:
+        elif not self.accepting or self.eof:
             self.close()
         else:
             self.idle_deadline = self.loop.time() + self.config.timeout_keep_alive
@@ -348,8 +374,8 @@ class HTTPConnection(asyncio.Protocol):
         if exc is None:
             if not cycle.disconnected:
                 log.error("ASGI app returned without completing the response")
-        elif isinstance(exc, asyncio.CancelledError) and cycle.disconnected:
-            pass
+        elif isinstance(exc, asyncio.CancelledError | ClientDisconnected) and cycle.disconnected:
+            log.debug("ASGI app stopped: client disconnected")
         else:
             log.error("Exception in ASGI application", exc_info=exc)
         if cycle.response_complete or self.closed:

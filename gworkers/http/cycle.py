@@ -98,6 +98,10 @@ class RequestCycle:
         while True:
             if self.disconnected or self.response_complete:
                 return {"type": "http.disconnect"}
+            if self.delivered and self.conn.eof:
+                # the peer half-closed after its request: once told, the client is gone
+                self.disconnected = True
+                return {"type": "http.disconnect"}
             if not self.delivered:
                 body = self.body
                 if body or self.body_complete:

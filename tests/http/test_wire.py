@@ -1,0 +1,72 @@
+"""Response bytes (gworkers/http/wire.py), sans-IO: status lines, header checks, chunk framing,
+the cached default header block."""
+
+from __future__ import annotations
+
+import pytest
+
+from gworkers.errors import AppProtocolError
+from gworkers.http import wire
+
+
+def test_status_lines():
+    assert wire.status_line(200) == b"HTTP/1.1 200 OK\r\n"
+    assert wire.status_line(404) == b"HTTP/1.1 404 Not Found\r\n"
+    assert wire.status_line(599) == b"HTTP/1.1 599 \r\n"  # unknown but valid: empty reason
+    assert wire.status_line(599) is wire.status_line(599)  # cached
+    for bad in (99, 1000, "200", b"200", None, True):
+        with pytest.raises(AppProtocolError):
+            wire.status_line(bad)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    (b"x-evil", b"a\r\nset-cookie: x=1"),
+    (b"x-evil", b"a\nb"),
+    (b"x-evil", b"a\rb"),
+    (b"x-evil", b"a\x00b"),
+    (b"x-evil", b"a\x7fb"),
+    (b"bad name", b"v"),
+    (b"bad:name", b"v"),
+    (b"", b"v"),
+    (b"x-crlf\r\n", b"v"),
+    ("x-str", b"v"),
+    (b"x-str", "v"),
+])
+def test_check_header_refuses_splitting(name, value):
+    with pytest.raises(AppProtocolError):
+        wire.check_header(name, value)
+
+
+def test_check_header_accepts_valid():
+    wire.check_header(b"x-ok", b"tab\there, obs-text \xe9, quotes \"x\"")
+    wire.check_header(b"X-Ok!#$%&'*+-.^_`|~", b"")
+
+
+def test_chunk_framing():
+    assert wire.chunk(b"hello") == b"5\r\nhello\r\n"
+    assert wire.chunk(b"x" * 255) == b"ff\r\n" + b"x" * 255 + b"\r\n"
+    assert wire.LAST_CHUNK == b"0\r\n\r\n"
+
+
+def test_default_headers_cached_until_refresh():
+    defaults = wire.DefaultHeaders(True, True, ((b"x-team", b"web"),))
+    block = defaults.block
+    assert block.startswith(b"server: gworkers\r\ndate: ")
+    assert block.endswith(b"x-team: web\r\n")
+    assert defaults.block is block  # the same object until the tick rebuilds it
+    assert defaults.names == {b"server", b"date", b"x-team"}
+    assert defaults.without({b"server"}).startswith(b"date: ")
+    assert b"x-team" not in defaults.without({b"x-team"})
+
+
+def test_default_headers_off():
+    defaults = wire.DefaultHeaders(False, False, ())
+    assert defaults.block == b""
+    assert defaults.names == set()
+
+
+def test_error_response():
+    data = wire.error_response(400)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"connection: close\r\n" in data
+    assert data.endswith(b"\r\n\r\nBad Request")
