@@ -18,8 +18,10 @@ import sys
 import traceback
 from typing import Any, ClassVar
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker as _GunicornWorker
 
+from .accesslog import build_bridge
 from .apps import adapt
 from .config import Config
 from .errors import BootError, ConfigError
@@ -27,6 +29,23 @@ from .lifespan import Lifespan
 from .server import Server, ServerState
 
 BOOT_ERROR = 3
+# Seconds a quick exit (SIGINT/SIGQUIT) gives lifespan shutdown: the arbiter allows 2 s in all.
+QUICK_LIFESPAN = 1.0
+
+
+def access_log_enabled(cfg: Any, log: Any) -> bool:
+    """Whether Gunicorn's ``log.access`` does anything: an access log is configured, or the logger
+    class overrides ``access`` (Gunicorn's statsd logger, a custom ``logger_class``)."""
+    if type(log).access is not Logger.access:
+        return True
+    enabled = getattr(log, "access_log_enabled", None)  # Gunicorn 25+
+    if enabled is not None:
+        return bool(enabled)
+    return bool(
+        cfg.accesslog or cfg.logconfig or getattr(cfg, "logconfig_dict", None)
+        or getattr(cfg, "logconfig_json", None)
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
 
 
 def new_event_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
@@ -101,6 +120,9 @@ class Worker(_GunicornWorker):
         asyncio.set_event_loop(self.loop)
         self.stopping: asyncio.Event | None = None
         self.quick_exit = False
+        self.server: Server | None = None
+        self.load_failed = False
+        self.aborting = False
         super().init_process()
 
     def init_signals(self) -> None:
@@ -110,17 +132,28 @@ class Worker(_GunicornWorker):
         loop.add_signal_handler(signal.SIGTERM, self._on_term)
         loop.add_signal_handler(signal.SIGINT, self._on_quit)
         loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
-        loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
-        loop.add_signal_handler(signal.SIGWINCH, lambda: None)
-        # SIGABRT stays a real signal handler (set by Gunicorn, overridden below): it must run
+        loop.add_signal_handler(signal.SIGUSR1, self._on_usr1)
+        loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
+        # SIGABRT stays a real signal handler (Gunicorn installs ``handle_abort``): it must run
         # while the loop is blocked, which is exactly when the arbiter sends it.
 
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # With --reload, Gunicorn answers a SyntaxError in the app with a WSGI app serving the
+        # traceback as a 500 page: serve it as WSGI, whatever ``interface`` says.
+        self.load_failed = getattr(self.wsgi, "__qualname__", "") == "make_fail_app.<locals>.app"
+
     def handle_abort(self, sig: int, frame: Any) -> None:
+        """Heartbeat timeout: say where the loop is stuck, run ``worker_abort``, exit."""
         self.alive = False
+        self.aborting = True
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
-        self.log.critical("Worker timed out (pid: %s); stuck here:\n%s", os.getpid(), stack)
-        self.cfg.worker_abort(self)
-        sys.exit(1)
+        self.log.critical("Worker timed out (pid: %s); the event loop was blocked here:\n%s",
+                          os.getpid(), stack.rstrip())
+        try:
+            self.cfg.worker_abort(self)
+        finally:
+            sys.exit(1)
 
     def _on_term(self) -> None:
         self.alive = False
@@ -128,9 +161,19 @@ class Worker(_GunicornWorker):
 
     def _on_quit(self) -> None:
         self.alive = False
+        first = not self.quick_exit
         self.quick_exit = True
-        self.cfg.worker_int(self)
+        if first:
+            self.cfg.worker_int(self)
+        if self.server is not None:
+            self.server.hurry()
         self._stop()
+
+    def _on_usr1(self) -> None:
+        self.log.reopen_files()
+
+    def _on_winch(self) -> None:
+        self.log.debug("worker: SIGWINCH ignored.")
 
     def _stop(self) -> None:
         if self.stopping is not None:
@@ -144,13 +187,32 @@ class Worker(_GunicornWorker):
             self.log.error("gworkers: %s", exc)
             sys.exit(BOOT_ERROR)
         finally:
-            try:
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            finally:
-                self.loop.close()
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        loop = self.loop
+        if loop.is_closed():
+            return
+        if self.aborting:
+            # SystemExit from handle_abort unwound the stuck request: the stack is logged, the
+            # hook ran. The process is leaving: neither run the loop again nor report the tasks
+            # it leaves behind (the loop stays open, so they can be dropped quietly at exit).
+            loop.set_exception_handler(lambda loop, context: None)
+            return
+        try:
+            if not loop.is_running():
+                tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
     def _load_app(self) -> Any:
-        app, interface = adapt(self.wsgi, self.config.interface, self.log)
+        interface = "wsgi" if self.load_failed else self.config.interface
+        app, interface = adapt(self.wsgi, interface, self.log)
         self.interface = interface
         return app
 
@@ -177,22 +239,46 @@ class Worker(_GunicornWorker):
         if self.max_requests and self.max_requests < sys.maxsize:
             state.max_requests = self.max_requests
             state.on_max_requests = self._on_max_requests
+        state.set_max_connections(config.worker_connections)
+        state.access = build_bridge(self, cfg, self.log, access_log_enabled(cfg, self.log))
         self.state = state
-        server = Server(state)
+        server = self.server = Server(state)
         await server.start(
             [getattr(s, "sock", s) for s in self.sockets], backlog=cfg.backlog, ssl_context=ssl_context
         )
         self._watch_pipe()
         self._heartbeat()
-        await self.stopping.wait()
-        # -- drain: finish in-flight requests inside graceful_timeout, leaving a reserve for
-        # lifespan shutdown and the worker_exit hook before the arbiter's SIGKILL.
-        graceful = float(cfg.graceful_timeout)
-        reserve = min(max(graceful * 0.2, 0.5), 5.0)
-        budget = 0.0 if self.quick_exit else max(graceful - reserve, 0.0)
-        await server.shutdown(budget)
+        if self.alive:
+            await self.stopping.wait()
+        await self._shutdown(server, lifespan)
+
+    async def _shutdown(self, server: Server, lifespan: Lifespan) -> None:
+        """Drain inside ``graceful_timeout``, the arbiter's SIGKILL deadline counted from its TERM.
+
+        The drain gets what is left after a reserve for lifespan shutdown and a margin for the
+        ``worker_exit`` hook; lifespan shutdown gets what the drain did not use. A quick exit
+        (SIGINT/SIGQUIT) only leaves a moment for close frames, and a short lifespan shutdown.
+        """
+        loop = self.loop
+        graceful = float(self.cfg.graceful_timeout)
+        now = loop.time()
+        deadline = now + graceful
+        margin = min(max(graceful * 0.05, 0.2), 1.0)
+        reserve = min(max(graceful * 0.15, 0.3), 5.0)
+        if self.quick_exit:
+            budget = 0.0
+            deadline = min(deadline, now + QUICK_LIFESPAN + margin)
+        else:
+            budget = max(graceful - reserve - margin, 0.0)
+        cut = await server.shutdown(budget, quick=self.quick_exit)
+        if cut and self.quick_exit:
+            self.log.info("gworkers: quick exit: %d connection(s) cut", cut)
+        elif cut:
+            self.log.warning("gworkers: %d connection(s) cut at the end of the graceful timeout",
+                             cut)
+        left = deadline - margin - loop.time()
         try:
-            await asyncio.wait_for(lifespan.shutdown(), max(reserve * 0.8, 0.1))
+            await asyncio.wait_for(lifespan.shutdown(), max(left, 0.1))
         except TimeoutError:
             self.log.warning("gworkers: lifespan shutdown did not finish in time")
 

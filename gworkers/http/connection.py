@@ -20,8 +20,11 @@ bytes, so a peer trickling single bytes gains nothing:
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import sys
+import termios
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +52,19 @@ _OFF = float("inf")
 
 _EAGER = sys.version_info >= (3, 12)
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
+
+
+def input_waiting(transport: Any) -> bool:
+    """Whether bytes sit unread in the transport's socket (FIONREAD; for TLS, raw records)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        count = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+    except (OSError, ValueError):
+        return False
+    return count[0] > 0
 
 
 class HTTPConnection(asyncio.Protocol):
@@ -196,6 +212,9 @@ class HTTPConnection(asyncio.Protocol):
             body_complete,
         )
         self.more_requests = cycle.keep_alive
+        access = self.server.access
+        if access is not None:
+            access.begin(cycle, target)  # Gunicorn's pre_request hook and access-log record
         if not body_complete:
             self.reading = cycle
             self.body_deadline = self.loop.time() + (config.timeout_request_body or _OFF)
@@ -350,11 +369,16 @@ class HTTPConnection(asyncio.Protocol):
                 log.error("ASGI app returned without completing the response")
         elif isinstance(exc, asyncio.CancelledError) and cycle.disconnected:
             pass
+        elif isinstance(exc, SystemExit | KeyboardInterrupt):
+            pass  # the process is leaving (heartbeat abort): not the app's error
         else:
             log.error("Exception in ASGI application", exc_info=exc)
-        if cycle.response_complete or self.closed:
+        if cycle.response_complete:
             return
         cycle.response_complete = True
+        if self.closed:
+            self.server.request_finished(cycle)
+            return
         if (cycle.status == 0 or cycle.head) and not cycle.disconnected:
             # nothing of the response is on the wire yet (its head is held until the body)
             self.write(self.error_bytes(500))
@@ -448,11 +472,12 @@ class HTTPConnection(asyncio.Protocol):
 
         A connection accepted just before the drain began has not sent its first request yet:
         its client is about to, and would see a reset, so it gets a short grace instead (the
-        request is then answered with ``connection: close``).
+        request is then answered with ``connection: close``). So does a keep-alive connection
+        whose next request already sits unread in the socket: closing it would reset it.
         """
         self.accepting = False
         if self.cycle is None and self.reading is None and not self.parser.in_head:
-            if self.requests:
+            if self.requests and not input_waiting(self.transport):
                 self.close()
             else:
                 self.idle_deadline = min(self.idle_deadline, self.loop.time() + DRAIN_GRACE)
