@@ -124,3 +124,20 @@ def test_no_access_log_line_without_accesslog(tmp_path, start_server, worker):
     server.wait_for_log(r"\[ERROR\] Exception in ASGI application")
     assert "/pid?quiet" not in server.log()
     assert "[DEBUG]" not in server.log()
+
+
+def test_access_log_counts_pathsend_bytes(tmp_path, start_server, worker):
+    data = tmp_path / "file.bin"
+    data.write_bytes(bytes(range(256)) * 1000)
+    access = tmp_path / "access.log"
+    server = start_server(app="tests.ext_apps:app", worker=worker,
+                          args=["-w", "1", "--access-logfile", str(access),
+                                "--access-logformat", "%(r)s %(s)s %(B)s"],
+                          env={"GW_TEST_FILE": str(data)})
+    with server.client() as client:
+        assert len(client.get("/pathsend").content) == 256_000
+        assert len(client.get("/pathsend?nolength").content) == 256_000
+    wait_until(lambda: access.exists() and len(access.read_text().splitlines()) == 2,
+               message="two access-log lines")
+    assert access.read_text().splitlines() == [
+        "GET /pathsend HTTP/1.1 200 256000", "GET /pathsend?nolength HTTP/1.1 200 256000"]
