@@ -142,6 +142,14 @@ class ServerState:
             if callback is not None:
                 self.loop.call_soon(callback)
 
+    def upgrade_started(self) -> None:
+        """A WebSocket handshake: a request for ``max_requests``, as Gunicorn counts them."""
+        self.total_requests += 1
+        if self.max_requests and self.total_requests >= self.max_requests:
+            callback, self.on_max_requests = self.on_max_requests, None
+            if callback is not None:
+                self.loop.call_soon(callback)
+
     def request_finished(self, cycle: Any) -> None:
         """A response is complete: Gunicorn's access log and post_request hook, when on;
         ``in_flight`` is not counted here."""

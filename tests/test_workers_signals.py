@@ -3,12 +3,14 @@ arbiter's SIGABRT on a blocked worker, on both worker classes, with real load wh
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import signal
 import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import wait_until
 from tests.contract_apps import Load, read_events, write_hooks
@@ -274,3 +276,71 @@ def test_worker_connections_stops_accepting_at_the_cap(tmp_path, start_server, w
     assert f"started /mark?c {pid}" in read_events(events)
     for sock in (keep, waiting):
         sock.close()
+
+
+# ---------------------------------------------------------------------- WebSockets in the drain
+needs_ws = pytest.mark.skipif(importlib.util.find_spec("gworkers.ws.session") is None,
+                              reason="WebSocket support not in this tree")
+
+
+def ws_connect(server, path="/ws"):
+    from websockets.sync.client import connect
+
+    return connect(f"ws://{server.host}:{server.port}{path}", open_timeout=20, close_timeout=20)
+
+
+def close_code(ws) -> int | None:
+    """Read until the server closes; the code of the close frame it sent."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            ws.recv(timeout=30)
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd is not None else None
+
+
+@needs_ws
+def test_term_closes_websockets_with_1012_then_lifespan_and_worker_exit(
+        tmp_path, start_server, worker):
+    server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--graceful-timeout", "60"])
+    pid = live_workers(server)[0]
+    with ws_connect(server) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=20) == "hello"
+        server.signal(signal.SIGTERM)
+        assert close_code(ws) == 1012  # service restart: come back soon
+    assert server.proc.wait(30) == 0
+    lines = [line for line in read_events(events) if not line.startswith("post_worker_init")]
+    assert lines == [f"lifespan shutdown {pid}", f"worker_exit {pid}"]
+
+
+@needs_ws
+def test_master_int_still_sends_websocket_close_frames(tmp_path, start_server, worker):
+    server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--graceful-timeout", "60"])
+    pid = live_workers(server)[0]
+    with ws_connect(server) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=20) == "hello"
+        server.signal(signal.SIGINT)
+        assert close_code(ws) == 1012
+    assert server.proc.wait(20) == 0
+    assert f"worker_int {pid}" in read_events(events)
+    assert f"worker_exit {pid}" in read_events(events)
+
+
+@needs_ws
+def test_max_requests_counts_and_closes_websockets(tmp_path, start_server, worker):
+    server, events = setup(tmp_path, start_server, worker,
+                           ["-w", "1", "--max-requests", "3", "--max-requests-jitter", "0"])
+    pid = live_workers(server)[0]
+    with ws_connect(server) as ws:  # request 1
+        ws.send("one")
+        assert ws.recv(timeout=20) == "one"
+        with server.client(headers={"connection": "close"}) as client:
+            assert client.get("/pid").text == str(pid)  # request 2
+            assert client.get("/pid").text == str(pid)  # request 3: the worker recycles
+        assert close_code(ws) == 1012
+    wait_until(lambda: f"worker_exit {pid}" in read_events(events), message="worker_exit")
+    with server.client() as client:
+        wait_until(lambda: client.get("/pid").text not in ("", str(pid)), message="new worker")

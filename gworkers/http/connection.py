@@ -201,6 +201,7 @@ class HTTPConnection(asyncio.Protocol):
                 if self.concurrency and self.server.in_flight >= self.concurrency:
                     raise ServiceUnavailable("concurrency limit reached")
                 if upgrader(self, scope, head):
+                    self.server.upgrade_started()
                     return True
         self.requests += 1
         body_complete = not head.chunked and not head.content_length
