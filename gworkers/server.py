@@ -269,8 +269,8 @@ class Server:
             self.state.log.error("gworkers: cannot resume accepting: %s", exc)
         finally:
             self._resuming = None
-        if self.state.draining:
-            self.stop_accepting()
+        if self.state.draining or self.state.full:
+            self.stop_accepting()  # the cap was reached again, or a drain began, meanwhile
 
     def stop_accepting(self) -> None:
         self.accepting = False

@@ -37,17 +37,17 @@ def live_workers(server) -> list[int]:
     return [p for p in server.worker_pids() if alive(p)]
 
 
-def setup(tmp_path, start_server, worker, args=(), hooks_extra="", app=APP):
+def setup(tmp_path, start_server, worker, args=(), hooks_extra="", app=APP, tls=None):
     events = tmp_path / "events.txt"
     conf = write_hooks(tmp_path, events, hooks_extra)
     env = {"GW_TEST_EVENTS": str(events), "GW_TEST_SHUTDOWN_MARKER": str(events)}
-    server = start_server(app=app, worker=worker, args=["-c", str(conf), *args], env=env)
+    server = start_server(app=app, worker=worker, args=["-c", str(conf), *args], env=env, tls=tls)
     wait_until(lambda: live_workers(server), message="a worker")
     return server, events
 
 
-def test_hup_under_load_loses_nothing(tmp_path, start_server, worker):
-    server, _ = setup(tmp_path, start_server, worker, ["-w", "2"])
+def test_hup_under_load_loses_nothing(tmp_path, start_server, worker, tls_mode):
+    server, _ = setup(tmp_path, start_server, worker, ["-w", "2"], tls=tls_mode)
     wait_until(lambda: len(live_workers(server)) == 2, message="two workers")
     old = set(live_workers(server))
     with Load(server) as load:
