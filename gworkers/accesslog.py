@@ -145,6 +145,8 @@ class AccessBridge:
         if record is None:
             return
         cycle.access = None
+        if not self.log_access and self.post_request is None:
+            return  # only pre_request wanted this request
         elapsed = timedelta(seconds=self.time() - record.start)
         scope = cycle.scope
         request = record.request or GunicornRequest(scope, record.target)

@@ -321,7 +321,7 @@ class Server:
             await asyncio.wait([idle, self._hurry], timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
             if not idle.done() and self._hurry.done():
-                await asyncio.wait([idle], timeout=min(QUICK_GRACE, timeout))
+                await asyncio.wait([idle], timeout=QUICK_GRACE)
             done = idle.done()
         finally:
             idle.cancel()
