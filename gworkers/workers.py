@@ -97,6 +97,21 @@ def _first_pem(path: str | None) -> str | None:
     return text[start : end + len(end_marker)] + "\n"
 
 
+def error_page_app(text: str) -> Any:
+    """An ASGI app answering every HTTP request with 500 and ``text`` (the reload error page)."""
+    body = text.encode("utf-8", "replace")
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", b"%d" % len(body))]
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 class Worker(_GunicornWorker):
     """uvloop + httptools + websockets when installed; says so in one line when it falls back."""
 
@@ -138,10 +153,19 @@ class Worker(_GunicornWorker):
         # while the loop is blocked, which is exactly when the arbiter sends it.
 
     def load_wsgi(self) -> None:
-        super().load_wsgi()
-        # With --reload, Gunicorn answers a SyntaxError in the app with a WSGI app serving the
-        # traceback as a 500 page: serve it as WSGI, whatever ``interface`` says.
-        self.load_failed = getattr(self.wsgi, "__qualname__", "") == "make_fail_app.<locals>.app"
+        """Gunicorn's, except that with ``--reload`` a SyntaxError in the app is served as a 500
+        page naming it (Gunicorn 23's page leaves the error line out), until the next change
+        restarts the worker; the broken file is watched like the others."""
+        try:
+            self.wsgi = self.app.wsgi()
+        except SyntaxError as exc:
+            if not self.cfg.reload:
+                raise
+            self.log.exception(exc)
+            if self.reloader is not None and exc.filename is not None:
+                self.reloader.add_extra_file(exc.filename)
+            self.wsgi = error_page_app("".join(traceback.format_exception(exc)))
+            self.load_failed = True
 
     def handle_abort(self, sig: int, frame: Any) -> None:
         """Heartbeat timeout: say where the loop is stuck, run ``worker_abort``, exit."""
@@ -211,8 +235,10 @@ class Worker(_GunicornWorker):
             loop.close()
 
     def _load_app(self) -> Any:
-        interface = "wsgi" if self.load_failed else self.config.interface
-        app, interface = adapt(self.wsgi, interface, self.log)
+        if self.load_failed:
+            self.interface = "wsgi"  # no lifespan for the error page
+            return self.wsgi
+        app, interface = adapt(self.wsgi, self.config.interface, self.log)
         self.interface = interface
         return app
 
