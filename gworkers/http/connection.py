@@ -359,6 +359,8 @@ class HTTPConnection(asyncio.Protocol):
         self.pipeline.clear()
         self.pause_reading()
         self.write(self.error_bytes(503))
+        if cycle.access is not None:
+            cycle.access.response(503, ())
         self.server.request_finished(cycle)
         self.close()
 
@@ -383,6 +385,8 @@ class HTTPConnection(asyncio.Protocol):
         if (cycle.status == 0 or cycle.head) and not cycle.disconnected:
             # nothing of the response is on the wire yet (its head is held until the body)
             self.write(self.error_bytes(500))
+            if cycle.access is not None:
+                cycle.access.response(500, ())  # what the access log must say was sent
         cycle.keep_alive = False
         cycle.feed_disconnect()
         self.server.request_finished(cycle)
