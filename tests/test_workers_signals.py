@@ -278,6 +278,25 @@ def test_worker_connections_stops_accepting_at_the_cap(tmp_path, start_server, w
         sock.close()
 
 
+def test_worker_connections_leaves_clients_to_a_sibling(tmp_path, start_server, worker):
+    server, events = setup(tmp_path, start_server, worker,
+                           ["-w", "2", "--worker-connections", "1"])
+    wait_until(lambda: len(live_workers(server)) == 2, message="two workers")
+    held = server.connect(timeout=30)
+    held.sendall(b"GET /hold?a HTTP/1.1\r\nHost: x\r\n\r\n")
+    line = wait_until(lambda: next((e for e in read_events(events)
+                                    if e.startswith("started /hold?a ")), None), message="held")
+    busy = int(line.rsplit(" ", 1)[1])
+    # the busy worker is at its cap and takes no connection: its sibling serves every one
+    with server.client(headers={"connection": "close"}) as client:
+        for _ in range(5):
+            response = client.get("/pid")
+            assert response.status_code == 200
+            assert int(response.text) != busy
+    (tmp_path / "release-a").write_text("")
+    assert held.recv(65536).startswith(b"HTTP/1.1 200")
+    held.close()
+
 # ---------------------------------------------------------------------- WebSockets in the drain
 needs_ws = pytest.mark.skipif(importlib.util.find_spec("gworkers.ws.session") is None,
                               reason="WebSocket support not in this tree")
