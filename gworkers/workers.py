@@ -33,6 +33,29 @@ BOOT_ERROR = 3
 QUICK_LIFESPAN = 1.0
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def inherited_signals() -> list[int]:
+    """Stopping signals the arbiter's handler, inherited by this fork, queued before ours.
+
+    The handler is the arbiter's bound method; the queue is this process's copy of the
+    arbiter's (a list up to Gunicorn 24, a SimpleQueue later).
+    """
+    arbiter = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    queued = getattr(arbiter, "SIG_QUEUE", None)
+    found: list[int] = []
+    if isinstance(queued, list):
+        found, queued[:] = list(queued), []
+    elif queued is not None and hasattr(queued, "get_nowait"):
+        while True:
+            try:
+                found.append(queued.get_nowait())
+            except Exception:  # queue.Empty
+                break
+    return [sig for sig in found if sig in STOP_SIGNALS]
+
+
 def access_log_enabled(cfg: Any, log: Any) -> bool:
     """Whether Gunicorn's ``log.access`` does anything: an access log is configured, or the logger
     class overrides ``access`` (Gunicorn's statsd logger, a custom ``logger_class``)."""
@@ -124,6 +147,11 @@ class Worker(_GunicornWorker):
 
     # ------------------------------------------------------------------ before run()
     def init_process(self) -> None:
+        # Until init_signals, a signal would reach the arbiter's handler this fork inherited
+        # and be lost (a TERM right after boot, as `docker stop` sends): hold the stopping
+        # signals back, and take any the inherited handler already queued.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self.early_signals = inherited_signals()
         try:
             self.config = Config.from_gunicorn(self.cfg, {**self.DEFAULTS, **self.CONFIG_KWARGS})
             self.loop, note = new_event_loop(self.config.loop)
@@ -142,15 +170,34 @@ class Worker(_GunicornWorker):
 
     def init_signals(self) -> None:
         super().init_signals()
-        loop = self.loop
-        # Handled on the loop: they only change what the loop does next.
-        loop.add_signal_handler(signal.SIGTERM, self._on_term)
-        loop.add_signal_handler(signal.SIGINT, self._on_quit)
-        loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
-        loop.add_signal_handler(signal.SIGUSR1, self._on_usr1)
-        loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
-        # SIGABRT stays a real signal handler (Gunicorn installs ``handle_abort``): it must run
-        # while the loop is blocked, which is exactly when the arbiter sends it.
+        # Plain handlers that hand the work to the loop, not loop.add_signal_handler: uvloop
+        # only listens for signals while it runs, and a TERM during the app import or lifespan
+        # startup (before the loop runs) would be lost. A stopping signal flips ``alive`` at
+        # once, which the loop also checks before it serves.
+        for sig, callback in (
+            (signal.SIGTERM, self._on_term),
+            (signal.SIGINT, self._on_quit),
+            (signal.SIGQUIT, self._on_quit),
+            (signal.SIGUSR1, self._on_usr1),
+            (signal.SIGWINCH, self._on_winch),
+        ):
+            signal.signal(sig, self._to_loop(callback))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held ones arrive here now
+        for sig in self.early_signals:
+            signal.raise_signal(sig)
+        # SIGABRT stays Gunicorn's real handler (``handle_abort``), run right in the signal:
+        # it must act while the loop is blocked, which is exactly when the arbiter sends it.
+
+    def _to_loop(self, callback: Any) -> Any:
+        def handler(sig: int, frame: Any) -> None:
+            if sig in STOP_SIGNALS:
+                self.alive = False
+            try:
+                self.loop.call_soon_threadsafe(callback)
+            except RuntimeError:
+                pass  # the loop is closed: the worker is leaving anyway
+
+        return handler
 
     def load_wsgi(self) -> None:
         """Gunicorn's, except that with ``--reload`` a SyntaxError in the app is served as a 500
@@ -246,6 +293,12 @@ class Worker(_GunicornWorker):
         config = self.config
         cfg = self.cfg
         self.stopping = asyncio.Event()
+        # the heartbeat runs from here: a lifespan startup that blocks the loop looks dead, one
+        # that awaits does not; a reload or TERM during startup is seen once it completes
+        self._watch_pipe()
+        self._heartbeat()
+        if not self.alive:
+            return  # told to stop while the app was imported: nothing was started yet
         app = self._load_app()
         lifespan = Lifespan(app, config.lifespan if self.interface != "wsgi" else "off", self.log)
         await lifespan.startup()
@@ -272,8 +325,6 @@ class Worker(_GunicornWorker):
         await server.start(
             [getattr(s, "sock", s) for s in self.sockets], backlog=cfg.backlog, ssl_context=ssl_context
         )
-        self._watch_pipe()
-        self._heartbeat()
         if self.alive:
             await self.stopping.wait()
         await self._shutdown(server, lifespan)

@@ -158,6 +158,27 @@ def test_term_drains_in_flight_then_lifespan_then_worker_exit(tmp_path, start_se
     assert "cut at the end of the graceful timeout" not in server.log()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_during_app_import_is_not_lost(tmp_path, start_server, worker, signum):
+    """`docker stop` right after start: the worker is still importing the app (its loop does
+    not run yet); the signal must still stop it cleanly, well before the arbiter's SIGKILL."""
+    (tmp_path / "slowimport.py").write_text(
+        "import os, time\n"
+        "with open(os.environ['GW_TEST_EVENTS'], 'a') as f:\n"
+        "    f.write(f'importing {os.getpid()}\\n')\n"
+        "time.sleep(3)\n"
+        "from tests.contract_apps import app\n")
+    server, events = setup(tmp_path, start_server, worker,
+                           ["-w", "1", "--graceful-timeout", "60"], app="slowimport:app")
+    line = wait_until(lambda: next((e for e in read_events(events) if e.startswith("importing")),
+                                   None), message="app import under way")
+    pid = int(line.split()[1])
+    server.signal(signum)
+    assert server.proc.wait(30) == 0
+    lines = read_events(events)
+    assert f"worker_exit {pid}" in lines
+    assert "SIGKILL" not in server.log()
+
 def test_master_int_quick_exit_runs_worker_int(tmp_path, start_server, worker):
     server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--graceful-timeout", "60"])
     pid = live_workers(server)[0]
