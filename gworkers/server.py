@@ -170,17 +170,16 @@ class ServerState:
         self.idle.clear()
         if self.draining:
             conn.shutdown()  # accepted while the listener was closing: answer once, then close
-        elif self.max_connections and len(connections) >= self.max_connections and not self.full:
-            self.full = True
-            if self.on_full is not None:
-                self.on_full()
 
     def connection_lost(self, conn: Any) -> None:
         connections = self.connections
         connections.discard(conn)
         if not connections and not self.pending:
             self.idle.set()
-        if self.full and len(connections) <= self.resume_at and not self.draining:
+        # (a WebSocket taking a connection over registers before the connection leaves: the
+        # count never moves for it)
+        if self.full and len(connections) + len(self.pending) <= self.resume_at \
+                and not self.draining:
             self.full = False
             if self.on_room is not None:
                 self.on_room()
@@ -194,9 +193,17 @@ class ServerState:
             self.idle.set()  # the last pending protocol died unconnected (failed TLS handshake)
 
     def protocol_factory(self) -> HTTPConnection:
+        """A new accepted connection: counted from here for ``worker_connections``."""
         conn = HTTPConnection(self)
-        self.pending.add(conn)
+        pending = self.pending
+        pending.add(conn)
         self.idle.clear()
+        cap = self.max_connections
+        if cap and not self.full and len(self.connections) + len(pending) >= cap:
+            self.full = True
+            if self.on_full is not None:
+                # not from inside the accept (uvloop would drop the socket it is attaching)
+                self.loop.call_soon(self.on_full)
         return conn
 
 
@@ -254,7 +261,8 @@ class Server:
     # ------------------------------------------------------------------ worker_connections
     def pause(self) -> None:
         """At the cap: stop accepting; waiting clients stay in the backlog for the siblings."""
-        self.stop_accepting()
+        if self.state.full:  # (not if connections closed since the cap was reached)
+            self.stop_accepting()
 
     def resume(self) -> None:
         if self.accepting or self._resuming is not None or self.state.draining:
