@@ -179,6 +179,22 @@ def test_stop_signal_during_app_import_is_not_lost(tmp_path, start_server, worke
     assert f"worker_exit {pid}" in lines
     assert "SIGKILL" not in server.log()
 
+def test_silent_new_connection_does_not_hold_the_drain(tmp_path, start_server, worker):
+    """A connection that never sends a request (a browser's preconnect) is closed by the drain
+    after a moment, even with a long keep-alive: it does not hold the worker's exit."""
+    server, events = setup(tmp_path, start_server, worker,
+                           ["-w", "1", "--keep-alive", "75", "--graceful-timeout", "60"])
+    pid = live_workers(server)[0]
+    silent = server.connect(timeout=30)
+    with server.client() as client:  # the worker has accepted the silent one by now
+        assert client.get("/pid").status_code == 200
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(30) == 0
+    assert silent.recv(1) == b""  # closed cleanly, nothing sent
+    silent.close()
+    assert f"worker_exit {pid}" in read_events(events)
+    assert "cut at the end of the graceful timeout" not in server.log()
+
 def test_master_int_quick_exit_runs_worker_int(tmp_path, start_server, worker):
     server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--graceful-timeout", "60"])
     pid = live_workers(server)[0]
