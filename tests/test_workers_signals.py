@@ -3,7 +3,6 @@ arbiter's SIGABRT on a blocked worker, on both worker classes, with real load wh
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 import threading
@@ -335,10 +334,6 @@ def test_worker_connections_leaves_clients_to_a_sibling(tmp_path, start_server, 
     held.close()
 
 # ---------------------------------------------------------------------- WebSockets in the drain
-needs_ws = pytest.mark.skipif(importlib.util.find_spec("gworkers.ws.session") is None,
-                              reason="WebSocket support not in this tree")
-
-
 def ws_connect(server, path="/ws"):
     from websockets.sync.client import connect
 
@@ -356,7 +351,6 @@ def close_code(ws) -> int | None:
         return exc.rcvd.code if exc.rcvd is not None else None
 
 
-@needs_ws
 def test_term_closes_websockets_with_1012_then_lifespan_and_worker_exit(
         tmp_path, start_server, worker):
     server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--graceful-timeout", "60"])
@@ -371,7 +365,6 @@ def test_term_closes_websockets_with_1012_then_lifespan_and_worker_exit(
     assert lines == [f"lifespan shutdown {pid}", f"worker_exit {pid}"]
 
 
-@needs_ws
 def test_master_int_still_sends_websocket_close_frames(tmp_path, start_server, worker):
     server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--graceful-timeout", "60"])
     pid = live_workers(server)[0]
@@ -385,7 +378,6 @@ def test_master_int_still_sends_websocket_close_frames(tmp_path, start_server, w
     assert f"worker_exit {pid}" in read_events(events)
 
 
-@needs_ws
 def test_max_requests_counts_and_closes_websockets(tmp_path, start_server, worker):
     server, events = setup(tmp_path, start_server, worker,
                            ["-w", "1", "--max-requests", "3", "--max-requests-jitter", "0"])
