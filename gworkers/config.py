@@ -348,6 +348,10 @@ SETTINGS: dict[str, Setting] = {
         S("limit_request_body", to_int, 0,
           "Largest request body in bytes (413 past it); 0 = unlimited.",
           flags=("--limit-request-body",)),
+        S("worker_connections", to_int, 1000,
+          "Open connections per worker at which it stops accepting (Gunicorn's "
+          "worker_connections); the rest wait in the backlog for a sibling. 0 = no cap.",
+          flags=("--worker-connections",), gunicorn="worker_connections"),
         S("limit_concurrency", to_opt_int, None,
           "App calls in progress per worker past which a request gets 503; 0/None = no cap.",
           flags=("--limit-concurrency",)),

@@ -4,13 +4,22 @@
 (refreshed once a second with the Date), the write flusher, the connection registry and the
 request counters. ``Server`` starts listening on sockets it is handed (it does not own them:
 Gunicorn does), drains on shutdown and reports when the worker should stop.
+
+Listening uses a duplicate of each of Gunicorn's sockets, so that "stop accepting" (at the
+``worker_connections`` cap, or when draining) can close the asyncio server without closing
+Gunicorn's socket: connections not yet accepted stay in the kernel backlog, shared with the
+sibling workers, and accepting resumes on a fresh duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import ssl
+import weakref
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +31,8 @@ from .http.wire import DefaultHeaders
 from .proxy import ProxyTrust
 
 TICK = 1.0
+# Seconds a quick exit (SIGINT/SIGQUIT) leaves for close frames and final writes to leave.
+QUICK_GRACE = 0.3
 
 
 def choose_parser(config: Config) -> tuple[type, str]:
@@ -96,6 +107,19 @@ class ServerState:
         self.websocket_upgrade: Callable[..., bool] | None = None
         self.extension_handlers: dict[str, Callable] = dict(EXTENSION_HANDLERS)
         self.server_cert: str | None = None  # PEM, for the TLS scope extension
+        # Gunicorn's log.access / statsd / pre_request / post_request bridge
+        # (accesslog.AccessBridge); None unless someone reads it.
+        self.access: Any = None
+        # worker_connections: at this many open connections the server stops accepting.
+        self.max_connections = 0  # 0 = no cap
+        self.resume_at = 0
+        self.on_full: Callable[[], None] | None = None
+        self.on_room: Callable[[], None] | None = None
+        self.full = False
+        self.draining = False
+        # Protocols created but not yet connected (asyncio creates them a loop iteration after
+        # accept(); TLS connects them after the handshake): a drain must wait for them too.
+        self.pending: weakref.WeakSet = weakref.WeakSet()
         from .ws import make_upgrader
 
         # ws = none still gets an upgrader: it refuses the handshake cleanly (400)
@@ -118,78 +142,208 @@ class ServerState:
             if callback is not None:
                 self.loop.call_soon(callback)
 
+    def upgrade_started(self) -> None:
+        """A WebSocket handshake: a request for ``max_requests``, as Gunicorn counts them."""
+        self.total_requests += 1
+        if self.max_requests and self.total_requests >= self.max_requests:
+            callback, self.on_max_requests = self.on_max_requests, None
+            if callback is not None:
+                self.loop.call_soon(callback)
+
     def request_finished(self, cycle: Any) -> None:
-        """A response is complete (a hook for access logs); ``in_flight`` is not counted here."""
+        """A response is complete: Gunicorn's access log and post_request hook, when on;
+        ``in_flight`` is not counted here."""
+        if self.access is not None:
+            self.access.finish(cycle)
 
     # ------------------------------------------------------------------ connections
-    def connection_made(self, conn: HTTPConnection) -> None:
-        self.connections.add(conn)
-        self.idle.clear()
+    def set_max_connections(self, cap: int) -> None:
+        """Stop accepting at ``cap`` open connections; resume a little below it, so that a
+        server at its cap does not reopen its listener for every connection that closes."""
+        self.max_connections = cap
+        self.resume_at = max(cap - max(cap // 20, 1), 0) if cap else 0
 
-    def connection_lost(self, conn: HTTPConnection) -> None:
-        self.connections.discard(conn)
-        if not self.connections:
+    def connection_made(self, conn: Any) -> None:
+        connections = self.connections
+        connections.add(conn)
+        self.pending.discard(conn)
+        self.idle.clear()
+        if self.draining:
+            conn.shutdown()  # accepted while the listener was closing: answer once, then close
+
+    def connection_lost(self, conn: Any) -> None:
+        connections = self.connections
+        connections.discard(conn)
+        if not connections and not self.pending:
             self.idle.set()
+        # (a WebSocket taking a connection over registers before the connection leaves: the
+        # count never moves for it)
+        if self.full and len(connections) + len(self.pending) <= self.resume_at \
+                and not self.draining:
+            self.full = False
+            if self.on_room is not None:
+                self.on_room()
 
     def tick(self) -> None:
         self.defaults.refresh()
         now = self.loop.time()
         for conn in list(self.connections):
             conn.check_timeouts(now)
+        if self.draining and not self.connections and not self.pending:
+            self.idle.set()  # the last pending protocol died unconnected (failed TLS handshake)
 
     def protocol_factory(self) -> HTTPConnection:
-        return HTTPConnection(self)
+        """A new accepted connection: counted from here for ``worker_connections``."""
+        conn = HTTPConnection(self)
+        pending = self.pending
+        pending.add(conn)
+        self.idle.clear()
+        cap = self.max_connections
+        if cap and not self.full and len(self.connections) + len(pending) >= cap:
+            self.full = True
+            if self.on_full is not None:
+                # not from inside the accept (uvloop would drop the socket it is attaching)
+                self.loop.call_soon(self.on_full)
+        return conn
 
 
 class Server:
-    """Listens on sockets it does not own; ``shutdown`` drains within a deadline."""
+    """Listens on duplicates of sockets it does not own; ``shutdown`` drains within a budget."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
+        self.sockets: list[socket.socket] = []
         self.servers: list[asyncio.AbstractServer] = []
+        self.backlog = 2048
+        self.ssl_context: ssl.SSLContext | None = None
+        self.accepting = False
+        self._resuming: asyncio.Task | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._hurry: asyncio.Future | None = None
+        state.on_full = self.pause
+        state.on_room = self.resume
 
     async def start(
         self, sockets: list, backlog: int = 2048, ssl_context: ssl.SSLContext | None = None
     ) -> None:
+        self.sockets = list(sockets)
+        self.backlog = backlog
+        self.ssl_context = ssl_context
+        await self._listen()
+        self._tick()
+
+    async def _listen(self) -> None:
         loop = self.state.loop
+        self.accepting = True
         # A TLS handshake is part of getting the request head: same deadline (asyncio's is 60 s).
         tls = {"ssl_handshake_timeout": self.state.config.timeout_request_header or None}
-        for sock in sockets:
-            server = await loop.create_server(
-                self.state.protocol_factory,
-                sock=sock,
-                backlog=backlog,
-                ssl=ssl_context,
-                **(tls if ssl_context is not None else {}),
-            )
+        for sock in self.sockets:
+            # The asyncio server closes the socket it serves when it is closed: hand it a
+            # duplicate so Gunicorn's socket (and the kernel backlog behind it) stays open.
+            dup = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+            try:
+                server = await loop.create_server(
+                    self.state.protocol_factory,
+                    sock=dup,
+                    backlog=self.backlog,
+                    ssl=self.ssl_context,
+                    **(tls if self.ssl_context is not None else {}),
+                )
+            except BaseException:
+                dup.close()
+                raise
             self.servers.append(server)
-        self._tick()
 
     def _tick(self) -> None:
         self.state.tick()
         self._tick_handle = self.state.loop.call_later(TICK, self._tick)
 
-    def stop_accepting(self) -> None:
-        for server in self.servers:
-            server.close()
+    # ------------------------------------------------------------------ worker_connections
+    def pause(self) -> None:
+        """At the cap: stop accepting; waiting clients stay in the backlog for the siblings."""
+        if self.state.full:  # (not if connections closed since the cap was reached)
+            self.stop_accepting()
 
-    async def shutdown(self, timeout: float) -> bool:
+    def resume(self) -> None:
+        if self.accepting or self._resuming is not None or self.state.draining:
+            return
+        self._resuming = self.state.loop.create_task(self._resume())
+
+    async def _resume(self) -> None:
+        try:
+            if not self.state.draining and not self.state.full:
+                await self._listen()
+        except OSError as exc:
+            self.state.log.error("gworkers: cannot resume accepting: %s", exc)
+        finally:
+            self._resuming = None
+        if self.state.draining or self.state.full:
+            self.stop_accepting()  # the cap was reached again, or a drain began, meanwhile
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+        servers, self.servers = self.servers, []
+        loop = self.state.loop
+        for server in servers:
+            if isinstance(loop, BaseSelectorEventLoop):
+                # asyncio attaches a socket it accepted to its server one iteration later, and
+                # drops it (unanswered) if the server was closed in between: stop reading the
+                # listener now, close the server after those attachments have run.
+                for sock in server.sockets:
+                    loop.remove_reader(sock.fileno())
+                loop.call_soon(loop.call_soon, server.close)
+            else:
+                server.close()
+
+    # ------------------------------------------------------------------ shutdown
+    def hurry(self) -> None:
+        """A quick exit was asked for while draining: stop waiting for in-flight requests."""
+        if self._hurry is not None and not self._hurry.done():
+            self._hurry.set_result(None)
+
+    async def shutdown(self, timeout: float, quick: bool = False) -> int:
         """Stop accepting, close idle connections, wait for the busy ones up to ``timeout``.
 
-        Returns True when every connection finished in time.
+        Every registered connection (HTTP or WebSocket) gets ``shutdown()``: an idle HTTP
+        connection closes at once, a busy one answers its request with ``Connection: close``,
+        a WebSocket sends a close frame (1012). ``quick`` (or ``hurry()`` during the wait) cuts
+        the wait to a moment for those frames to leave. Whatever is left is then aborted.
+        Returns how many connections had to be aborted (0: every one finished in time).
         """
-        self.stop_accepting()
         state = self.state
+        loop = state.loop
+        state.draining = True
+        self.stop_accepting()
+        if self._resuming is not None:
+            self._resuming.cancel()
         for conn in list(state.connections):
             conn.shutdown()
+        # sockets accepted just before the listener closed get their protocol a loop
+        # iteration later (asyncio): let that happen before looking at the registry
+        await asyncio.sleep(0)
+        self._hurry = loop.create_future()
+        if quick:
+            self._hurry.set_result(None)
+        idle = loop.create_task(state.idle.wait())
         try:
-            await asyncio.wait_for(state.idle.wait(), timeout)
-            done = True
-        except TimeoutError:
-            done = False
+            await asyncio.wait([idle, self._hurry], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not idle.done() and self._hurry.done():
+                await asyncio.wait([idle], timeout=QUICK_GRACE)
+            done = idle.done()
+        finally:
+            idle.cancel()
+        cut = 0 if done else len(state.connections) + len(state.pending)
+        if not done:
             for conn in list(state.connections):
-                conn.transport.abort() if hasattr(conn.transport, "abort") else None
+                transport = getattr(conn, "transport", None)
+                if transport is not None:
+                    transport.abort()
+                task = getattr(conn, "task", None)
+                if task is not None and not task.done():
+                    task.cancel()
+            # let the aborted connections and cancelled apps run their last step
+            await asyncio.sleep(0)
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        return done
+        return cut

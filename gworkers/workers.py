@@ -18,8 +18,10 @@ import sys
 import traceback
 from typing import Any, ClassVar
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker as _GunicornWorker
 
+from .accesslog import build_bridge
 from .apps import adapt
 from .config import Config
 from .errors import BootError, ConfigError
@@ -27,6 +29,46 @@ from .lifespan import Lifespan
 from .server import Server, ServerState
 
 BOOT_ERROR = 3
+# Seconds a quick exit (SIGINT/SIGQUIT) gives lifespan shutdown: the arbiter allows 2 s in all.
+QUICK_LIFESPAN = 1.0
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def inherited_signals() -> list[int]:
+    """Stopping signals the arbiter's handler, inherited by this fork, queued before ours.
+
+    The handler is the arbiter's bound method; the queue is this process's copy of the
+    arbiter's (a list up to Gunicorn 24, a SimpleQueue later).
+    """
+    arbiter = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    queued = getattr(arbiter, "SIG_QUEUE", None)
+    found: list[int] = []
+    if isinstance(queued, list):
+        found, queued[:] = list(queued), []
+    elif queued is not None and hasattr(queued, "get_nowait"):
+        while True:
+            try:
+                found.append(queued.get_nowait())
+            except Exception:  # queue.Empty
+                break
+    return [sig for sig in found if sig in STOP_SIGNALS]
+
+
+def access_log_enabled(cfg: Any, log: Any) -> bool:
+    """Whether Gunicorn's ``log.access`` does anything: an access log is configured, or the logger
+    class overrides ``access`` (Gunicorn's statsd logger, a custom ``logger_class``)."""
+    if type(log).access is not Logger.access:
+        return True
+    enabled = getattr(log, "access_log_enabled", None)  # Gunicorn 25+
+    if enabled is not None:
+        return bool(enabled)
+    return bool(
+        cfg.accesslog or cfg.logconfig or getattr(cfg, "logconfig_dict", None)
+        or getattr(cfg, "logconfig_json", None)
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
 
 
 def new_event_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
@@ -78,6 +120,21 @@ def _first_pem(path: str | None) -> str | None:
     return text[start : end + len(end_marker)] + "\n"
 
 
+def error_page_app(text: str) -> Any:
+    """An ASGI app answering every HTTP request with 500 and ``text`` (the reload error page)."""
+    body = text.encode("utf-8", "replace")
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", b"%d" % len(body))]
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 class Worker(_GunicornWorker):
     """uvloop + httptools + websockets when installed; says so in one line when it falls back."""
 
@@ -90,6 +147,11 @@ class Worker(_GunicornWorker):
 
     # ------------------------------------------------------------------ before run()
     def init_process(self) -> None:
+        # Until init_signals, a signal would reach the arbiter's handler this fork inherited
+        # and be lost (a TERM right after boot, as `docker stop` sends): hold the stopping
+        # signals back, and take any the inherited handler already queued.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self.early_signals = inherited_signals()
         try:
             self.config = Config.from_gunicorn(self.cfg, {**self.DEFAULTS, **self.CONFIG_KWARGS})
             self.loop, note = new_event_loop(self.config.loop)
@@ -101,26 +163,68 @@ class Worker(_GunicornWorker):
         asyncio.set_event_loop(self.loop)
         self.stopping: asyncio.Event | None = None
         self.quick_exit = False
+        self.server: Server | None = None
+        self.load_failed = False
+        self.aborting = False
         super().init_process()
 
     def init_signals(self) -> None:
         super().init_signals()
-        loop = self.loop
-        # Handled on the loop: they only change what the loop does next.
-        loop.add_signal_handler(signal.SIGTERM, self._on_term)
-        loop.add_signal_handler(signal.SIGINT, self._on_quit)
-        loop.add_signal_handler(signal.SIGQUIT, self._on_quit)
-        loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
-        loop.add_signal_handler(signal.SIGWINCH, lambda: None)
-        # SIGABRT stays a real signal handler (set by Gunicorn, overridden below): it must run
-        # while the loop is blocked, which is exactly when the arbiter sends it.
+        # Plain handlers that hand the work to the loop, not loop.add_signal_handler: uvloop
+        # only listens for signals while it runs, and a TERM during the app import or lifespan
+        # startup (before the loop runs) would be lost. A stopping signal flips ``alive`` at
+        # once, which the loop also checks before it serves.
+        for sig, callback in (
+            (signal.SIGTERM, self._on_term),
+            (signal.SIGINT, self._on_quit),
+            (signal.SIGQUIT, self._on_quit),
+            (signal.SIGUSR1, self._on_usr1),
+            (signal.SIGWINCH, self._on_winch),
+        ):
+            signal.signal(sig, self._to_loop(callback))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held ones arrive here now
+        for sig in self.early_signals:
+            signal.raise_signal(sig)
+        # SIGABRT stays Gunicorn's real handler (``handle_abort``), run right in the signal:
+        # it must act while the loop is blocked, which is exactly when the arbiter sends it.
+
+    def _to_loop(self, callback: Any) -> Any:
+        def handler(sig: int, frame: Any) -> None:
+            if sig in STOP_SIGNALS:
+                self.alive = False
+            try:
+                self.loop.call_soon_threadsafe(callback)
+            except RuntimeError:
+                pass  # the loop is closed: the worker is leaving anyway
+
+        return handler
+
+    def load_wsgi(self) -> None:
+        """Gunicorn's, except that with ``--reload`` a SyntaxError in the app is served as a 500
+        page naming it (Gunicorn 23's page leaves the error line out), until the next change
+        restarts the worker; the broken file is watched like the others."""
+        try:
+            self.wsgi = self.app.wsgi()
+        except SyntaxError as exc:
+            if not self.cfg.reload:
+                raise
+            self.log.exception(exc)
+            if self.reloader is not None and exc.filename is not None:
+                self.reloader.add_extra_file(exc.filename)
+            self.wsgi = error_page_app("".join(traceback.format_exception(exc)))
+            self.load_failed = True
 
     def handle_abort(self, sig: int, frame: Any) -> None:
+        """Heartbeat timeout: say where the loop is stuck, run ``worker_abort``, exit."""
         self.alive = False
+        self.aborting = True
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
-        self.log.critical("Worker timed out (pid: %s); stuck here:\n%s", os.getpid(), stack)
-        self.cfg.worker_abort(self)
-        sys.exit(1)
+        self.log.critical("Worker timed out (pid: %s); the event loop was blocked here:\n%s",
+                          os.getpid(), stack.rstrip())
+        try:
+            self.cfg.worker_abort(self)
+        finally:
+            sys.exit(1)
 
     def _on_term(self) -> None:
         self.alive = False
@@ -128,9 +232,19 @@ class Worker(_GunicornWorker):
 
     def _on_quit(self) -> None:
         self.alive = False
+        first = not self.quick_exit
         self.quick_exit = True
-        self.cfg.worker_int(self)
+        if first:
+            self.cfg.worker_int(self)
+        if self.server is not None:
+            self.server.hurry()
         self._stop()
+
+    def _on_usr1(self) -> None:
+        self.log.reopen_files()
+
+    def _on_winch(self) -> None:
+        self.log.debug("worker: SIGWINCH ignored.")
 
     def _stop(self) -> None:
         if self.stopping is not None:
@@ -144,31 +258,33 @@ class Worker(_GunicornWorker):
             self.log.error("gworkers: %s", exc)
             sys.exit(BOOT_ERROR)
         finally:
-            try:
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            finally:
-                self._release_signals()
-                self.loop.close()
+            self._close_loop()
 
-    def _release_signals(self) -> None:
-        """Take the signals back from the loop before it closes its wake-up pipe.
-
-        The arbiter repeats TERM while we leave: a signal landing between the pipe's close and
-        the loop dropping its handlers would write to a closed fd, and the default action would
-        kill the process before Gunicorn's ``worker_exit`` hook runs. We are exiting anyway.
-        """
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
-            try:
-                self.loop.remove_signal_handler(sig)
-            except (RuntimeError, ValueError):  # pragma: no cover - loop already closed
-                pass
-            signal.signal(sig, signal.SIG_IGN)
+    def _close_loop(self) -> None:
+        loop = self.loop
+        if loop.is_closed():
+            return
+        if self.aborting:
+            # SystemExit from handle_abort unwound the stuck request: the stack is logged, the
+            # hook ran. The process is leaving: neither run the loop again nor report the tasks
+            # it leaves behind (the loop stays open, so they can be dropped quietly at exit).
+            loop.set_exception_handler(lambda loop, context: None)
+            return
         try:
-            self.loop.remove_signal_handler(signal.SIGWINCH)
-        except (RuntimeError, ValueError):  # pragma: no cover
-            pass
+            if not loop.is_running():
+                tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
     def _load_app(self) -> Any:
+        if self.load_failed:
+            self.interface = "wsgi"  # no lifespan for the error page
+            return self.wsgi
         app, interface = adapt(self.wsgi, self.config.interface, self.log)
         self.interface = interface
         return app
@@ -177,6 +293,12 @@ class Worker(_GunicornWorker):
         config = self.config
         cfg = self.cfg
         self.stopping = asyncio.Event()
+        # the heartbeat runs from here: a lifespan startup that blocks the loop looks dead, one
+        # that awaits does not; a reload or TERM during startup is seen once it completes
+        self._watch_pipe()
+        self._heartbeat()
+        if not self.alive:
+            return  # told to stop while the app was imported: nothing was started yet
         app = self._load_app()
         # Everything that can fail at boot is checked before the app's startup runs.
         ssl_context = None
@@ -202,22 +324,44 @@ class Worker(_GunicornWorker):
         if self.max_requests and self.max_requests < sys.maxsize:
             state.max_requests = self.max_requests
             state.on_max_requests = self._on_max_requests
+        state.set_max_connections(config.worker_connections)
+        state.access = build_bridge(self, cfg, self.log, access_log_enabled(cfg, self.log))
         self.state = state
-        server = Server(state)
+        server = self.server = Server(state)
         await server.start(
             [getattr(s, "sock", s) for s in self.sockets], backlog=cfg.backlog, ssl_context=ssl_context
         )
-        self._watch_pipe()
-        self._heartbeat()
-        await self.stopping.wait()
-        # -- drain: finish in-flight requests inside graceful_timeout, leaving a reserve for
-        # lifespan shutdown and the worker_exit hook before the arbiter's SIGKILL.
-        graceful = float(cfg.graceful_timeout)
-        reserve = min(max(graceful * 0.2, 0.5), 5.0)
-        budget = 0.0 if self.quick_exit else max(graceful - reserve, 0.0)
-        await server.shutdown(budget)
+        if self.alive:
+            await self.stopping.wait()
+        await self._shutdown(server, lifespan)
+
+    async def _shutdown(self, server: Server, lifespan: Lifespan) -> None:
+        """Drain inside ``graceful_timeout``, the arbiter's SIGKILL deadline counted from its TERM.
+
+        The drain gets what is left after a reserve for lifespan shutdown and a margin for the
+        ``worker_exit`` hook; lifespan shutdown gets what the drain did not use. A quick exit
+        (SIGINT/SIGQUIT) only leaves a moment for close frames, and a short lifespan shutdown.
+        """
+        loop = self.loop
+        graceful = float(self.cfg.graceful_timeout)
+        now = loop.time()
+        deadline = now + graceful
+        margin = min(max(graceful * 0.05, 0.2), 1.0)
+        reserve = min(max(graceful * 0.15, 0.3), 5.0)
+        if self.quick_exit:
+            budget = 0.0
+            deadline = min(deadline, now + QUICK_LIFESPAN + margin)
+        else:
+            budget = max(graceful - reserve - margin, 0.0)
+        cut = await server.shutdown(budget, quick=self.quick_exit)
+        if cut and self.quick_exit:
+            self.log.info("gworkers: quick exit: %d connection(s) cut", cut)
+        elif cut:
+            self.log.warning("gworkers: %d connection(s) cut at the end of the graceful timeout",
+                             cut)
+        left = deadline - margin - loop.time()
         try:
-            await asyncio.wait_for(lifespan.shutdown(), max(reserve * 0.8, 0.1))
+            await asyncio.wait_for(lifespan.shutdown(), max(left, 0.1))
         except TimeoutError:
             self.log.warning("gworkers: lifespan shutdown did not finish in time")
 

@@ -23,6 +23,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 WORKERS = ["gworkers.Worker", "gworkers.H11Worker"]
 DEADLINE = 20.0
+# The console script, as users run it: a USR2 re-exec of "python -m gunicorn" would start Python
+# with gunicorn's own directory first on sys.path, where gunicorn/http shadows the stdlib's http.
+_SCRIPT = Path(sys.executable).with_name("gunicorn")
+GUNICORN = [sys.executable, str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "gunicorn"]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE, interval: float = 0.02,
@@ -54,7 +58,7 @@ class GunicornServer:
         self.tmp = tmp
         self.log_path = tmp / f"gunicorn-{time.monotonic_ns()}.log"
         self.tls = tls
-        cmd = [sys.executable, "-m", "gunicorn", "-k", worker, "-b", bind,
+        cmd = [*GUNICORN, "-k", worker, "-b", bind,
                "--log-level", "debug", "--graceful-timeout", "10"]
         if tls:
             cmd += ["--keyfile", tls["key"], "--certfile", tls["cert"]]

@@ -20,8 +20,11 @@ bytes, so a peer trickling single bytes gains nothing:
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import sys
+import termios
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +58,19 @@ _OFF = float("inf")
 
 _EAGER = sys.version_info >= (3, 12)
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
+
+
+def input_waiting(transport: Any) -> bool:
+    """Whether bytes sit unread in the transport's socket (FIONREAD; for TLS, raw records)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        count = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+    except (OSError, ValueError):
+        return False
+    return count[0] > 0
 
 
 class HTTPConnection(asyncio.Protocol):
@@ -211,6 +227,7 @@ class HTTPConnection(asyncio.Protocol):
                 if self.concurrency and self.server.in_flight >= self.concurrency:
                     raise ServiceUnavailable("concurrency limit reached")
                 if upgrader(self, scope, head):
+                    self.server.upgrade_started()
                     return True
         self.requests += 1
         body_complete = not head.chunked and not head.content_length
@@ -222,6 +239,9 @@ class HTTPConnection(asyncio.Protocol):
             body_complete,
         )
         self.more_requests = cycle.keep_alive
+        access = self.server.access
+        if access is not None:
+            access.begin(cycle, target)  # Gunicorn's pre_request hook and access-log record
         if not body_complete:
             self.reading = cycle
             self.body_deadline = self.loop.time() + (config.timeout_request_body or _OFF)
@@ -365,6 +385,8 @@ class HTTPConnection(asyncio.Protocol):
         self.pipeline.clear()
         self.pause_reading()
         self.write(self.error_bytes(503))
+        if cycle.access is not None:
+            cycle.access.response(503, ())
         self.server.request_finished(cycle)
         self.close()
 
@@ -376,14 +398,21 @@ class HTTPConnection(asyncio.Protocol):
                 log.error("ASGI app returned without completing the response")
         elif isinstance(exc, asyncio.CancelledError | ClientDisconnected) and cycle.disconnected:
             log.debug("ASGI app stopped: client disconnected")
+        elif isinstance(exc, SystemExit | KeyboardInterrupt):
+            pass  # the process is leaving (heartbeat abort): not the app's error
         else:
             log.error("Exception in ASGI application", exc_info=exc)
-        if cycle.response_complete or self.closed:
+        if cycle.response_complete:
             return
         cycle.response_complete = True
+        if self.closed:
+            self.server.request_finished(cycle)
+            return
         if (cycle.status == 0 or cycle.head) and not cycle.disconnected:
             # nothing of the response is on the wire yet (its head is held until the body)
             self.write(self.error_bytes(500))
+            if cycle.access is not None:
+                cycle.access.response(500, ())  # what the access log must say was sent
         cycle.keep_alive = False
         cycle.feed_disconnect()
         self.server.request_finished(cycle)
@@ -474,11 +503,12 @@ class HTTPConnection(asyncio.Protocol):
 
         A connection accepted just before the drain began has not sent its first request yet:
         its client is about to, and would see a reset, so it gets a short grace instead (the
-        request is then answered with ``connection: close``).
+        request is then answered with ``connection: close``). So does a keep-alive connection
+        whose next request already sits unread in the socket: closing it would reset it.
         """
         self.accepting = False
         if self.cycle is None and self.reading is None and not self.parser.in_head:
-            if self.requests:
+            if self.requests and not input_waiting(self.transport):
                 self.close()
             else:
                 self.idle_deadline = min(self.idle_deadline, self.loop.time() + DRAIN_GRACE)

@@ -214,6 +214,8 @@ class RequestCycle:
         self.chunked = chunked
         self.length_left = length
         self.status = status
+        if self.access is not None:
+            self.access.response(status, message.get("headers", ()))
         self.head = b"".join(parts)
         if self.expect_continue:
             # the app answered without reading: the client may still be waiting to send
@@ -253,6 +255,8 @@ class RequestCycle:
             if n:
                 out = body
                 self.length_left = left - n
+        if self.access is not None:
+            self.access.sent += n
         self._flush(head, out)
         self.head = b""
         if not more and not (self.trailers and self.chunked):

@@ -174,6 +174,8 @@ async def _send_file(conn: HTTPConnection, cycle: RequestCycle, file: Any, offse
     sent = 0
     if count:
         sent = await _stream(conn, file, offset, count)
+        if cycle.access is not None:
+            cycle.access.sent += sent  # for Gunicorn's access log (%(B)s) and post_request
     if suffix:
         conn.write(suffix)
     if not more:

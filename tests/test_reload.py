@@ -1,0 +1,65 @@
+"""``--reload`` under Gunicorn: a code change restarts the worker (Gunicorn's reloader flips
+``alive`` and writes to the worker's pipe; the worker drains and returns), and a syntax error is
+served as a 500 page naming it, until the next change fixes it."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+
+from tests.conftest import wait_until
+
+APP = '''
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({{"type": message["type"] + ".complete"}})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]}})
+    await send({{"type": "http.response.body", "body": b"{version}"}})
+'''
+
+
+def test_reload_restarts_on_change_and_serves_syntax_errors(tmp_path, start_server, worker):
+    module = tmp_path / "reloadapp.py"
+    module.write_text(APP.format(version="v1"))
+    server = start_server(app="reloadapp:app", worker=worker, args=["--reload", "-w", "1"])
+    stamp = [os.stat(module).st_mtime]
+
+    def change(source: str, until) -> None:
+        """Write ``source``; until ``until()`` holds, keep moving the mtime forward (Gunicorn's
+        polling reloader only sees a change after its first scan has recorded the file)."""
+        module.write_text(source)
+
+        def check():
+            stamp[0] += 1
+            os.utime(module, (stamp[0], stamp[0]))
+            return until()
+
+        wait_until(check, timeout=30, interval=0.5, message="reload")
+
+    def body() -> tuple[int, str]:
+        try:
+            with server.client() as client:
+                response = client.get("/")
+        except httpx.HTTPError:
+            return 0, ""
+        return response.status_code, response.text
+
+    assert body() == (200, "v1")
+    first = server.worker_pids()
+
+    change(APP.format(version="v2"), lambda: body() == (200, "v2"))
+    assert "Worker reloading: " in server.log() and "reloadapp.py modified" in server.log()
+    assert server.worker_pids() != first
+
+    change("async def app(scope, receive, send:\n    pass\n", lambda: body()[0] == 500)
+    status, text = body()
+    assert status == 500
+    assert "SyntaxError" in text and "reloadapp.py" in text  # the page names the error
+
+    change(APP.format(version="v3"), lambda: body() == (200, "v3"))
