@@ -104,7 +104,7 @@ def test_blocked_loop_is_killed_and_replaced(start_server, worker):
     # the arbiter aborts the stuck worker; the request it was running gets a 500 or nothing
     assert status in (None, 500)
     server.wait_for_log(r"WORKER TIMEOUT")
-    server.wait_for_log(r"stuck here")
+    server.wait_for_log(r"event loop was blocked here")
     with server.client() as client:
         assert int(client.get("/pid").text) != first
 
