@@ -609,8 +609,6 @@ def test_python_m_and_console_script_agree():
 
 # --------------------------------------------------------------------------- options served by other modules
 
-HAS_WS = (REPO / "gworkers" / "ws" / "session.py").exists()
-HAS_ACCESS_LOG = (REPO / "gworkers" / "accesslog.py").exists()
 HANDSHAKE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
              b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
@@ -670,7 +668,6 @@ def ws_read_frame(sock: socket.socket, buffered: bytes) -> tuple[int, bytes, byt
     return opcode, data[offset:offset + length], data[offset + length:]
 
 
-@pytest.mark.skipif(not HAS_WS, reason="WebSocket support not merged yet")
 def test_ws_options(start_cli):
     default = start_cli([APP, "--port", "0"])
     sock, head, _ = ws_connect(default)
@@ -703,7 +700,6 @@ def test_ws_options(start_cli):
     sock.close()
 
 
-@pytest.mark.skipif(not HAS_ACCESS_LOG, reason="access log bridge not merged yet")
 def test_access_log(start_cli):
     server = start_cli([APP, "--port", "0"])
     info(server, "/access-probe")

@@ -3,7 +3,6 @@ cross-checked against the Gunicorn settings it has to agree with."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -151,17 +150,12 @@ def test_cmd_serves_with_port_and_concurrency(container):
     assert "Shutting down: Master" in err.read_text()
 
 
-@pytest.mark.xfail(importlib.util.find_spec("gworkers.accesslog") is None, strict=False,
-                   reason="the Gunicorn access log bridge (issue 4) is not merged yet")
 def test_cmd_logs_access_to_stdout(container):
     assert container.get("/logged").status == 200
     wait_until(lambda: "GET /logged" in container.out.read_text(), message="access log line", timeout=10)
     assert "GET /logged" not in container.err.read_text()  # stdout only, errors on stderr
 
 
-@pytest.mark.xfail(importlib.util.find_spec("gworkers.accesslog") is None, strict=False,
-                   reason="a SIGTERM arriving while a worker boots is lost on main (the worker "
-                          "is SIGKILLed at graceful_timeout); fixed with issue 4's signal work")
 def test_sigterm_right_after_boot_stops_every_worker(container):
     """`docker stop` / the kubelet may TERM a container that has only just started."""
     container.proc.terminate()

@@ -6,7 +6,6 @@ only have come from nginx's X-Forwarded-For, never from the socket (a unix socke
 
 from __future__ import annotations
 
-import importlib.util
 import ssl
 from pathlib import Path
 
@@ -109,8 +108,6 @@ def test_cache_control_passes_through(stack):
     assert r.headers["etag"] == '"v1"'
 
 
-@pytest.mark.xfail(importlib.util.find_spec("gworkers.ws.session") is None, strict=False,
-                   reason="WebSocket support (issue 3) is not merged yet")
 def test_websocket_echo_through_nginx(stack):
     from websockets.sync.client import connect
 
