@@ -1,0 +1,1 @@
+"""gworkers' own benchmark: gworkers against its peers and the limit servers (see README.md)."""
