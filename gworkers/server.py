@@ -76,7 +76,7 @@ class Flusher:
         self.scheduled = False
         pending, self.pending = self.pending, []
         for conn in pending:
-            conn.flush()
+            conn.flush_deferred()
 
 
 class ServerState:

@@ -38,7 +38,7 @@ from ..errors import (
 from . import wire
 from .cycle import RequestCycle
 from .extensions import with_trailers
-from .head import decode_path, read_request
+from .head import METHODS, decode_path, read_request
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -106,6 +106,7 @@ class HTTPConnection(asyncio.Protocol):
         self.body_limit_left: int | None = None  # chunked body bytes still allowed
         self.concurrency = server.config.limit_concurrency or 0
         self.task: asyncio.Task | None = None
+        self.stepped = True  # False from start() until the request's Task first runs
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
@@ -203,6 +204,10 @@ class HTTPConnection(asyncio.Protocol):
             method, target, version, headers, limit
         )
         root = config.root_path
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = decode_path(raw_path)
+        state = self.server.lifespan_state
         scope = {
             "type": "http",
             "asgi": _ASGI,
@@ -210,13 +215,13 @@ class HTTPConnection(asyncio.Protocol):
             "server": self.sockname,
             "client": self.client,
             "scheme": self.scheme,
-            "method": method.decode("ascii"),
+            "method": METHODS[method],  # check_head refused any other method
             "root_path": root,
-            "path": root + decode_path(raw_path) if root else decode_path(raw_path),
+            "path": root + path if root else path,
             "raw_path": root.encode() + raw_path if root else raw_path,
             "query_string": query,
             "headers": headers,
-            "state": self.server.new_state(),
+            "state": state.copy() if state else {},  # a shallow copy per request (ASGI)
             "extensions": self.extensions if not head.te_trailers else with_trailers(self.extensions),
         }
         if self.trusted:
@@ -352,6 +357,7 @@ class HTTPConnection(asyncio.Protocol):
             self.refuse(cycle)
             return
         server.in_flight += 1
+        self.stepped = False
         coro = self.run_asgi(cycle)
         if self.config.reset_contextvars:
             import contextvars
@@ -363,6 +369,7 @@ class HTTPConnection(asyncio.Protocol):
             self.task = self.loop.create_task(coro)
 
     async def run_asgi(self, cycle: RequestCycle) -> None:
+        self.stepped = True
         try:
             await self.app(cycle.scope, cycle.receive, cycle.send)
         except BaseException as exc:
@@ -541,6 +548,19 @@ class HTTPConnection(asyncio.Protocol):
     def write_parts(self, parts: Any) -> None:
         for part in parts:
             self.write(part)
+
+    def flush_deferred(self) -> None:
+        """The flusher's call at the end of a loop pass.
+
+        While pipelined requests are answered one Task after the other, the next request's
+        Task has been created but not yet run: hold the bytes one more pass so all the
+        responses of a pipelined burst leave in one write. As soon as a request's app has run
+        once (and may now wait on something slow), what is pending is written.
+        """
+        if not self.stepped and self.cycle is not None and not self.closing and self.out is not None:
+            self.server.flusher.add(self)
+            return
+        self.flush()
 
     def flush(self) -> None:
         out = self.out

@@ -152,37 +152,44 @@ class RequestCycle:
 
     def _start(self, message: dict[str, Any]) -> None:
         status = message["status"]
-        line = wire.status_line(status)
+        line = wire.STATUS_LINES.get(status) if type(status) is int else None
         conn = self.conn
         defaults = conn.defaults
-        parts = [line]
+        parts = [line or wire.status_line(status), defaults.block]
         chunked = True
         length = None
         keep_alive = self.keep_alive
         overridden = None
         names = defaults.names
-        check = wire.check_header
-        for name, value in message.get("headers", ()):
-            check(name, value)
-            lname = name.lower()
-            if lname == b"content-length":
-                if length is not None or not value.strip().isdigit():
-                    raise AppProtocolError(f"invalid content-length {value!r}")
-                length = int(value)
+        cache = defaults.pairs
+        for pair in message.get("headers", ()):
+            try:
+                info = cache.get(pair)
+            except TypeError:  # a list pair: not hashable, so never cached
+                info = None
+            if info is None:
+                info = wire.header_info(pair, names, cache)
+            kind = info[0]
+            if kind == wire.PLAIN:
+                parts.append(info[1])
+            elif kind == wire.LENGTH:
+                if length is not None:
+                    raise AppProtocolError("more than one content-length")
+                length = info[2]
                 chunked = False
-            elif lname == b"transfer-encoding":
-                continue  # framing is ours: the app's Transfer-Encoding is ignored
-            elif lname == b"connection":
-                if b"close" in value.lower():
+                parts.append(info[1])
+            elif kind == wire.CONNECTION:
+                if b"close" in pair[1].lower():
                     keep_alive = False
-                continue
-            elif lname in names:
+            elif kind == wire.DEFAULT:
                 if overridden is None:
-                    overridden = {lname}
+                    overridden = {info[2]}
                 else:
-                    overridden.add(lname)
-            parts.append(b"%b: %b\r\n" % (name, value))
-        parts.insert(1, defaults.block if overridden is None else defaults.without(overridden))
+                    overridden.add(info[2])
+                parts.append(info[1])
+            # wire.CODING: framing is ours, the app's Transfer-Encoding is ignored
+        if overridden is not None:
+            parts[1] = defaults.without(overridden)
         if status < 200:
             raise AppProtocolError(f"informational status {status} in http.response.start")
         if status in _NO_BODY_STATUS:
@@ -230,6 +237,19 @@ class RequestCycle:
             raise AppProtocolError("http.response.body sent after the response completed")
         head = self.head
         n = len(body)
+        if n and n == self.length_left:
+            # the common case: the whole declared body in one message (not chunked, not HEAD,
+            # not 204/304: those have no length left), leaving with its head in one write
+            self.length_left = 0
+            self.head = b""
+            if head and n < _COALESCE:
+                self.conn.write(head + body)
+            else:
+                self._flush(head, body)
+            if not more:
+                self.response_complete = True
+                self.conn.response_done(self)
+            return
         out = None
         if self.chunked:
             if n:

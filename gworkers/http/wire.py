@@ -46,6 +46,44 @@ def check_header(name: bytes, value: bytes) -> None:
         raise AppProtocolError(f"invalid character in response header {name!r}")
 
 
+# What ``header_info`` found about a response header, so the cycle needs one dict lookup for
+# a header the app has sent before: (kind, the formatted line, the Content-Length value).
+PLAIN, LENGTH, CODING, CONNECTION, DEFAULT = range(5)
+_PAIRS_MAX = 2048
+
+
+def header_info(pair: object, names: set, cache: dict) -> tuple:
+    """Validate one ``(name, value)`` response header and classify it (cached per pair).
+
+    A header seen before costs a dict lookup; a new one is checked (token name, no control
+    characters in the value) and remembered while the cache is below its bound, so headers
+    that change every request (cookies, ETags) are still checked every time.
+    """
+    try:
+        name, value = pair  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise AppProtocolError(f"response header must be a (name, value) pair: {pair!r}") from None
+    check_header(name, value)
+    lname = name.lower()
+    length = None
+    if lname == b"content-length":
+        if not value.strip().isdigit():
+            raise AppProtocolError(f"invalid content-length {value!r}")
+        kind, length = LENGTH, int(value)
+    elif lname == b"transfer-encoding":
+        kind = CODING
+    elif lname == b"connection":
+        kind = CONNECTION
+    elif lname in names:
+        kind = DEFAULT
+    else:
+        kind = PLAIN
+    info = (kind, b"%b: %b\r\n" % (name, value), length if kind == LENGTH else lname)
+    if len(cache) < _PAIRS_MAX and type(pair) is tuple:
+        cache[pair] = info
+    return info
+
+
 def chunk(data: bytes) -> bytes:
     """One chunk of a chunked body, framed in a single bytes object."""
     return b"%x\r\n%b\r\n" % (len(data), data)
@@ -62,7 +100,7 @@ def http_date() -> bytes:
 class DefaultHeaders:
     """The header block sent on every response, rebuilt once a second (Date)."""
 
-    __slots__ = ("block", "date_header", "extra", "names", "server_header")
+    __slots__ = ("block", "date_header", "extra", "names", "pairs", "server_header")
 
     def __init__(self, server_header: bool, date_header: bool, extra: tuple) -> None:
         self.server_header = server_header
@@ -73,6 +111,7 @@ class DefaultHeaders:
         if date_header:
             self.names.add(b"date")
         self.names.update(name for name, _ in extra)
+        self.pairs: dict = {}  # header_info's cache: response headers already validated
         self.block = b""
         self.refresh()
 
