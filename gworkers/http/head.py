@@ -31,7 +31,7 @@ METHODS: dict[bytes, str] = {
 
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Host: reg-name / IPv4 / [IPv6] with an optional port; no userinfo, no whitespace.
-_HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%")
+_HOST_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
 
 
 def is_token(value: bytes) -> bool:
@@ -58,8 +58,21 @@ def check_transfer_encoding(values: list[bytes]) -> None:
     raise NotImplementedCoding("unsupported transfer coding")
 
 
+# Host values already found valid. A client sends the same Host on every request, so the
+# character scan below runs once per distinct value (bounded: junk cannot grow it).
+_good_hosts: dict[bytes, bool] = {}
+
+
 def check_host(host: bytes) -> None:
-    if not host or not all(c in _HOST_CHARS for c in host):
+    if host in _good_hosts:
+        return
+    _check_host(host)
+    if len(_good_hosts) < 512:
+        _good_hosts[host] = True
+
+
+def _check_host(host: bytes) -> None:
+    if not host or host.translate(None, _HOST_BYTES):
         raise BadRequest("invalid Host header")
     if host.startswith(b"["):
         end = host.find(b"]")
@@ -75,7 +88,11 @@ def check_host(host: bytes) -> None:
 
 
 class Head:
-    """What the connection needs to know about a request beyond its headers."""
+    """What the connection needs to know about a request beyond its headers.
+
+    Read-only once returned: the common request (no body, keep-alive, nothing to upgrade)
+    gets the one shared instance ``PLAIN_HEAD`` instead of a new object.
+    """
 
     __slots__ = ("chunked", "content_length", "expect_continue", "keep_alive", "te_trailers", "upgrade")
 
@@ -86,6 +103,9 @@ class Head:
         self.expect_continue = False
         self.upgrade: bytes | None = None
         self.te_trailers = False  # the client accepts trailer fields (TE: trailers)
+
+
+PLAIN_HEAD = Head()
 
 
 def read_request(
@@ -123,7 +143,12 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
         raise method_error(method)
     if method == b"CONNECT":
         raise NotImplementedCoding("CONNECT tunnels are not served")
-    head = Head()
+    expect_continue = False
+    te_trailers = False
+    upgrade = None
+    chunked = False
+    content_length = None
+    keep_alive = True
     host = None
     hosts = 0
     cl_values = None
@@ -150,54 +175,65 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
                 else:
                     te_values.append(value)
             elif name == b"te" and b"trailers" in value.lower():
-                head.te_trailers = True
+                te_trailers = True
         elif c == b"e" and name == b"expect":
             if value.lower() == b"100-continue":
-                head.expect_continue = version == "1.1"
+                expect_continue = version == "1.1"
             else:
                 # RFC 9110 10.1.1: an unknown expectation may be answered 417
                 raise ProtocolError("unsupported expectation", status=417)
         elif c == b"u" and name == b"upgrade":
-            head.upgrade = value.lower()
+            upgrade = value.lower()
     if te_values is not None:
         if cl_values is not None:
             raise BadRequest("both Content-Length and Transfer-Encoding")
         if version == "1.0":
             raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
         check_transfer_encoding(te_values)
-        head.chunked = True
+        chunked = True
     elif cl_values is not None:
         if len(cl_values) > 1:
             raise BadRequest("more than one Content-Length")
         value = cl_values[0]
         if not value.isdigit() or len(value) > 18 and len(value.lstrip(b"0")) > 18:
             raise BadRequest("invalid Content-Length")
-        head.content_length = int(value)
+        content_length = int(value)
     if hosts > 1:
         raise BadRequest("more than one Host header")
     if version == "1.1":
         if hosts == 0:
             raise BadRequest("missing Host header")
     if host is not None and host != b"":
-        check_host(host)
+        if host not in _good_hosts:
+            check_host(host)
     elif hosts and version == "1.1" and not _is_absolute(target):
         raise BadRequest("empty Host header")
     if connection is not None:
         tokens = {t.strip().lower() for t in connection.split(b",")}
         if b"close" in tokens:
-            head.keep_alive = False
+            keep_alive = False
         elif version == "1.0":
-            head.keep_alive = b"keep-alive" in tokens
-        if head.upgrade is not None and b"upgrade" not in tokens:
-            head.upgrade = None
+            keep_alive = b"keep-alive" in tokens
+        if upgrade is not None and b"upgrade" not in tokens:
+            upgrade = None
     else:
-        head.upgrade = None
+        upgrade = None
         if version == "1.0":
-            head.keep_alive = False
-    if head.upgrade is not None:
+            keep_alive = False
+    if upgrade is not None:
         # Served as plain HTTP/1.1 when nobody takes the upgrade over; the bytes after it may
         # be in the other protocol already, so no further request is read (RFC 9110 7.8).
-        head.keep_alive = False
+        keep_alive = False
+    if (keep_alive and content_length is None and not chunked and upgrade is None
+            and not expect_continue and not te_trailers):
+        return PLAIN_HEAD
+    head = Head()
+    head.keep_alive = keep_alive
+    head.content_length = content_length
+    head.chunked = chunked
+    head.upgrade = upgrade
+    head.expect_continue = expect_continue
+    head.te_trailers = te_trailers
     return head
 
 

@@ -30,11 +30,15 @@ class HttptoolsParser:
         "buffered",
         "conn",
         "done",
+        "field_room",
+        "head_room",
         "head_size",
         "headers",
         "in_head",
         "limits",
         "line",
+        "max_fields",
+        "max_line",
         "messages",
         "method",
         "parser",
@@ -60,6 +64,11 @@ class HttptoolsParser:
         self.upgraded = False
         self.done = False
         self.method: bytes | None = None  # a refused method still arriving
+        limits = self.limits
+        self.field_room = limits.field_size - 2 if limits.field_size else 1 << 62
+        self.max_fields = limits.fields or 1 << 62
+        self.head_room = limits.head or 1 << 62
+        self.max_line = limits.line or 1 << 62
 
     def feed(self, data: bytes) -> None:
         if self.done:
@@ -133,8 +142,10 @@ class HttptoolsParser:
         self.headers = []
 
     def on_url(self, url: bytes) -> None:
-        self.url += url
-        self.limits.check_target(self.url)
+        url = self.url + url if self.url else url
+        self.url = url
+        if len(url) > self.max_line:
+            self.limits.check_target(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # llhttp strips leading whitespace only; RFC 9112 5.1 drops both sides
@@ -148,10 +159,13 @@ class HttptoolsParser:
             return
         headers = self.headers
         headers.append((name.lower(), value))
-        limits = self.limits
-        limits.check_field(len(headers), name, value)
-        self.head_size += len(name) + len(value) + 4
-        if limits.head:
+        size = len(name) + len(value)
+        self.head_size += size + 4
+        # the limits inline: three comparisons per field; Limits raises with the right status
+        if (size > self.field_room or len(headers) > self.max_fields
+                or self.head_size + len(self.url) > self.head_room):
+            limits = self.limits
+            limits.check_field(len(headers), name, value)
             limits.check_head_size(self.head_size + len(self.url))
 
     def on_headers_complete(self) -> None:
