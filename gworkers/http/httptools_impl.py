@@ -30,15 +30,13 @@ class HttptoolsParser:
         "buffered",
         "conn",
         "done",
-        "field_room",
-        "head_room",
         "head_size",
         "headers",
         "in_head",
         "limits",
         "line",
-        "max_fields",
         "max_line",
+        "quick_limit",
         "messages",
         "method",
         "parser",
@@ -65,9 +63,11 @@ class HttptoolsParser:
         self.done = False
         self.method: bytes | None = None  # a refused method still arriving
         limits = self.limits
-        self.field_room = limits.field_size - 2 if limits.field_size else 1 << 62
-        self.max_fields = limits.fields or 1 << 62
-        self.head_room = limits.head or 1 << 62
+        self.quick_limit = min(
+            limits.field_size - 2 if limits.field_size else 1 << 62,
+            limits.head or 1 << 62,
+            5 * limits.fields + _LINE_EXTRA if limits.fields else 1 << 62,
+        )
         self.max_line = limits.line or 1 << 62
 
     def feed(self, data: bytes) -> None:
@@ -159,11 +159,12 @@ class HttptoolsParser:
             return
         headers = self.headers
         headers.append((name.lower(), value))
-        size = len(name) + len(value)
-        self.head_size += size + 4
-        # the limits inline: three comparisons per field; Limits raises with the right status
-        if (size > self.field_room or len(headers) > self.max_fields
-                or self.head_size + len(self.url) > self.head_room):
+        size = self.head_size + len(name) + len(value) + 4
+        self.head_size = size
+        # The limits in one comparison: while the head so far is within ``quick_limit`` no
+        # field can be too large, the head is not, and (each field adding at least 5 bytes)
+        # there are not too many fields. Past it, Limits checks each field exactly.
+        if size + len(self.url) > self.quick_limit:
             limits = self.limits
             limits.check_field(len(headers), name, value)
             limits.check_head_size(self.head_size + len(self.url))
