@@ -36,7 +36,9 @@ GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*
 ECHO = (b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n"
         b"Content-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n" + b"b" * 4096)
 JSON = b"GET /json HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
-WORKLOADS = {"plaintext": (GET, 1), "json": (JSON, 1), "echo": (ECHO, 1), "pipe16": (GET * 16, 16)}
+STREAM = b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+WORKLOADS = {"plaintext": (GET, 1), "json": (JSON, 1), "echo": (ECHO, 1), "pipe16": (GET * 16, 16),
+             "stream": (STREAM, 1)}
 
 
 class FakeTransport(asyncio.Transport):

@@ -546,8 +546,27 @@ class HTTPConnection(asyncio.Protocol):
             self.flush()
 
     def write_parts(self, parts: Any) -> None:
-        for part in parts:
-            self.write(part)
+        """Several buffers of one message (a chunk's size line, data, CRLF) without copying.
+
+        A large message with nothing pending goes out in one ``writelines`` at once; anything
+        else joins the pending list in one step.
+        """
+        size = sum(map(len, parts))
+        out = self.out
+        if out is None:
+            if self.closed:
+                return
+            if size > OUT_HIGH_WATER:
+                self.transport.writelines(parts)
+                return
+            self.out = list(parts)
+            self.out_size = size
+            self.server.flusher.add(self)
+        else:
+            out.extend(parts)
+            self.out_size += size
+            if self.out_size > OUT_HIGH_WATER:
+                self.flush()
 
     def flush_deferred(self) -> None:
         """The flusher's call at the end of a loop pass.
