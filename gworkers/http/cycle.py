@@ -242,6 +242,8 @@ class RequestCycle:
             # not 204/304: those have no length left), leaving with its head in one write
             self.length_left = 0
             self.head = b""
+            if self.access is not None:
+                self.access.sent += n
             if head and n < _COALESCE:
                 self.conn.write(head + body)
             else:
