@@ -42,6 +42,25 @@ def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE, inter
         time.sleep(interval)
 
 
+def gunicorn_has_setting(name: str) -> bool:
+    """Whether the installed Gunicorn knows the setting ``name`` (``root_path`` came with 25)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return any(setting.name == name for setting in KNOWN_SETTINGS)
+
+
+def gunicorn_takes_networks() -> bool:
+    """Whether the installed Gunicorn accepts CIDR networks in ``forwarded_allow_ips`` (24.1+;
+    Gunicorn 23 refuses them at startup, so networks go in the worker's CONFIG_KWARGS there)."""
+    from gunicorn.config import validate_string_to_addr_list
+
+    try:
+        validate_string_to_addr_list("10.0.0.0/8")
+    except ValueError:
+        return False
+    return True
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -73,7 +92,11 @@ class GunicornServer:
         self.host = ""
         self.port = 0
         self.uds: str | None = None
-        match = self.wait_for_log(r"Listening at: (\S+)")
+        try:
+            match = self.wait_for_log(r"Listening at: (\S+)")
+        except BaseException:
+            self.stop()  # a server that never listened: reap it and close its log file
+            raise
         # several binds are listed on one line, comma-separated: the first one is ours
         self.addresses = match.group(1).split(",")
         where = self.addresses[0]
@@ -392,7 +415,11 @@ class CliServer(GunicornServer):
         self.port = 0
         self.uds = None
         if wait:
-            where = self.wait_for_log(r"Listening at: (\S+)").group(1)
+            try:
+                where = self.wait_for_log(r"Listening at: (\S+)").group(1)
+            except BaseException:
+                self.stop()
+                raise
             if where.startswith("unix:"):
                 self.uds = where[5:]
             else:

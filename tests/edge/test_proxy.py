@@ -10,6 +10,7 @@ import pytest
 
 from gworkers.config import Config
 from gworkers.proxy import ProxyTrust
+from tests.conftest import gunicorn_has_setting, gunicorn_takes_networks
 from tests.edge.raw import read_response
 
 APP = "tests.edge_apps:app"
@@ -39,9 +40,23 @@ FORWARDED = {
 }
 
 
-def test_trusted_ipv4_peer(start_server, config_worker, worker):
-    server = start(start_server, config_worker, worker,
-                   args=["--forwarded-allow-ips", "127.0.0.1,10.0.0.0/8"], forwarded_headers=ALL)
+@pytest.mark.parametrize("source", ["CONFIG_KWARGS", "gunicorn"])
+def test_trusted_ipv4_peer(start_server, config_worker, worker, source):
+    """Networks in forwarded_allow_ips: from CONFIG_KWARGS on every Gunicorn, and from Gunicorn's
+    own setting where it takes networks (24.1+). Gunicorn 23 refuses a network there at startup,
+    before any worker runs, which is why deploy/cdn.md sends its users to CONFIG_KWARGS."""
+    trusted = "127.0.0.1,10.0.0.0/8"
+    if source == "CONFIG_KWARGS":
+        server = start(start_server, config_worker, worker, forwarded_headers=ALL,
+                       forwarded_allow_ips=trusted)
+    elif gunicorn_takes_networks():
+        server = start(start_server, config_worker, worker,
+                       args=["--forwarded-allow-ips", trusted], forwarded_headers=ALL)
+    else:
+        with pytest.raises(AssertionError, match=r"(?s)gunicorn exited \(1\).*'10\.0\.0\.0/8'"):
+            start(start_server, config_worker, worker,
+                  args=["--forwarded-allow-ips", trusted], forwarded_headers=ALL)
+        return
     scope = scope_of(server, FORWARDED)
     assert scope["client"] == ["203.0.113.9", 0]  # the right-most untrusted hop
     assert scope["scheme"] == "https"
@@ -130,12 +145,26 @@ def test_secure_scheme_headers(start_server, config_worker, worker):
 
 
 def test_root_path_from_config(start_server, config_worker, worker):
-    server = start(start_server, config_worker, worker, args=["--root-path", "/api"])
+    server = start(start_server, config_worker, worker, root_path="/api")
     scope = scope_of(server, {}, path="/items/a%20b?x=1")
     assert scope["root_path"] == "/api"
     assert scope["path"] == "/api/items/a b"
     assert scope["raw_path"] == "/api/items/a%20b"
     assert scope["query_string"] == "x=1"
+
+
+def test_root_path_from_gunicorn_setting(start_server, config_worker, worker, tmp_path):
+    """Gunicorn 25+'s own root_path setting is read; a Gunicorn without it (23, 24) ignores the
+    line in its config file, and the worker, finding no such setting, boots with root_path ""
+    instead of failing on the missing attribute."""
+    conf = tmp_path / "gunicorn_root.conf.py"
+    conf.write_text('root_path = "/api"\n')
+    server = start(start_server, config_worker, worker, args=["-c", str(conf)])
+    scope = scope_of(server, {}, path="/items/a%20b?x=1")
+    root = "/api" if gunicorn_has_setting("root_path") else ""
+    assert scope["root_path"] == root
+    assert scope["path"] == root + "/items/a b"
+    assert scope["raw_path"] == root + "/items/a%20b"
 
 
 # ---------------------------------------------------------------------- sans-IO rules
