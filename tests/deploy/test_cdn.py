@@ -11,22 +11,37 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import gunicorn_takes_networks
 from tests.deploy.nginx_stack import NginxStack, issue_cert
 from tests.deploy.support import request, short_dir
 
 CDN_EDGE = "127.0.0.3"
 VISITOR = "198.51.100.7"
 DEFAULT_TRUST = 'forwarded_allow_ips = "127.0.0.1,::1"'
+# deploy/cdn.md's worker subclass for Gunicorn 23, written next to the app
+CDN_WORKER = """\
+import gworkers
+
+class CDNWorker(gworkers.Worker):
+    CONFIG_KWARGS = {{"forwarded_allow_ips": "{trusted}"}}
+"""
 
 
 @pytest.fixture
 def cdn_stack(tmp_path, tls_files, start_server, request):
     trust_cdn = request.param
-    edits = {DEFAULT_TRUST: f'forwarded_allow_ips = "127.0.0.1,::1,{CDN_EDGE}/32"'} \
-        if trust_cdn else {}
+    trusted = f"127.0.0.1,::1,{CDN_EDGE}/32"
+    edits, worker = {}, "gworkers.Worker"
+    if trust_cdn and gunicorn_takes_networks():
+        # the recipe for Gunicorn 24.1+: the ranges in gunicorn.conf.py
+        edits = {DEFAULT_TRUST: f'forwarded_allow_ips = "{trusted}"'}
+    elif trust_cdn:
+        # Gunicorn 23 refuses networks in its own setting: the recipe's worker subclass
+        worker = "cdn_worker.CDNWorker"
     with short_dir() as d:
         s = NginxStack(tmp_path, Path(d), tls_files["ca"], conf_edits=edits)
-        s.gunicorn = start_server(app="main:app", args=s.gunicorn_args(),
+        (s.app / "cdn_worker.py").write_text(CDN_WORKER.format(trusted=trusted))
+        s.gunicorn = start_server(app="main:app", worker=worker, args=s.gunicorn_args(),
                                   env={"WEB_CONCURRENCY": "1"}, bind=f"unix:{s.socket_path}")
         s.start_nginx(*issue_cert(tls_files, tmp_path, "example.com"))
         try:
