@@ -530,6 +530,11 @@ class HTTPConnection(asyncio.Protocol):
         if self.read_paused and not self.closed and not self.closing:
             self.read_paused = False
             self.transport.resume_reading()
+            if self.reading is not None:
+                # the client's window starts now: the time we did not read was our wait, and a
+                # tick just after resuming must not find the body late
+                self.body_progress = 0
+                self.body_deadline = self.loop.time() + (self.config.timeout_request_body or _OFF)
 
     def write(self, data: bytes) -> None:
         out = self.out
