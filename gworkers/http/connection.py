@@ -35,6 +35,7 @@ from ..errors import (
     RequestTimeout,
     ServiceUnavailable,
 )
+from ..flow import WriteFlow
 from . import wire
 from .cycle import RequestCycle
 from .extensions import with_trailers
@@ -73,7 +74,7 @@ def input_waiting(transport: Any) -> bool:
     return count[0] > 0
 
 
-class HTTPConnection(asyncio.Protocol):
+class HTTPConnection(WriteFlow, asyncio.Protocol):
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.config = server.config
@@ -179,21 +180,8 @@ class HTTPConnection(asyncio.Protocol):
             if cycle is not None:
                 cycle.feed_disconnect()
         self.pipeline.clear()
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.release_drain()
         self.server.connection_lost(self)
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # ------------------------------------------------------------------ from the parser adapters
     def on_request(self, method: bytes, target: bytes, version: str, headers: list) -> bool:

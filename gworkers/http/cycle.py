@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AppProtocolError, ClientDisconnected
+from ..flow import wake
 from . import wire
 
 if TYPE_CHECKING:
@@ -84,11 +85,8 @@ class RequestCycle:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self.waiter = self.waiter, None
+        wake(waiter)
 
     def buffered(self) -> int:
         return sum(map(len, self.body))

@@ -25,6 +25,7 @@ from http import HTTPStatus
 from typing import Any
 
 from ..errors import AppProtocolError, BadRequest, ClientDisconnected, ProtocolError
+from ..flow import WriteFlow, wake
 from ..http import wire
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -103,7 +104,7 @@ def accept_token(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
-class WebSocketSession(asyncio.Protocol):
+class WebSocketSession(WriteFlow, asyncio.Protocol):
     def __init__(self, conn: Any, http_scope: dict, engine_class: type | None) -> None:
         server = conn.server
         self.conn = conn
@@ -195,23 +196,8 @@ class WebSocketSession(asyncio.Protocol):
         if self.disconnect is None:
             self.disconnect = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         self._wake()
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.release_drain()
         self.server.connection_lost(self)
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # ------------------------------------------------------------------ from the engine
     def on_data(self, data: Any, text: bool, fin: bool) -> None:
@@ -292,11 +278,8 @@ class WebSocketSession(asyncio.Protocol):
             await waiter
 
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self.waiter = self.waiter, None
+        wake(waiter)
 
     def set_disconnect(self, code: int, reason: str) -> None:
         if self.disconnect is None:
