@@ -260,6 +260,25 @@ def server(start_server, worker, tls_mode) -> GunicornServer:
     return start_server(worker=worker, tls=tls_mode)
 
 
+def read_until_close(sock: socket.socket, stop_at_timeout: bool = False) -> bytes:
+    """Everything the server sends until it closes. The socket's timeout bounds the wait: it
+    raises (a hang is a failure) unless ``stop_at_timeout``, which returns what arrived."""
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            if not stop_at_timeout:
+                raise
+            break
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def raw_request(server: GunicornServer, data: bytes, timeout: float = 10.0,
                 shutdown_write: bool = False) -> bytes:
     """Send raw bytes, read until the server closes (or the timeout), return all it sent."""
@@ -268,18 +287,7 @@ def raw_request(server: GunicornServer, data: bytes, timeout: float = 10.0,
         sock.sendall(data)
         if shutdown_write and not server.tls:
             sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                break
-            except (ConnectionResetError, ssl.SSLError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return read_until_close(sock, stop_at_timeout=True)
     finally:
         sock.close()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
-import ssl
 from pathlib import Path
+
+from tests.conftest import read_until_close  # noqa: F401 - the edge tests import it from here
 
 
 def read_response(sock: socket.socket, buf: bytearray | None = None) -> tuple[int, dict, bytes]:
@@ -34,18 +35,6 @@ def read_response(sock: socket.socket, buf: bytearray | None = None) -> tuple[in
     return status, headers, body
 
 
-def read_until_close(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes (the socket's timeout bounds the wait)."""
-    chunks = []
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, ssl.SSLError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def is_open(sock: socket.socket) -> bool:

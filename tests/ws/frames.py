@@ -9,6 +9,8 @@ import socket
 import ssl
 import struct
 
+from tests.conftest import read_until_close
+
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
 
@@ -45,16 +47,7 @@ def read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, ssl.SSLError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return read_until_close(sock)
 
 
 def dechunk(body: bytes) -> bytes:
