@@ -320,6 +320,8 @@ class Worker(_GunicornWorker):
             state.parser_class.__module__.rsplit(".", 1)[-1].removesuffix("_impl"),
             self.interface,
         )
+        # the resolved settings, for an operator checking what CONFIG_KWARGS or the CLI did
+        self.log.debug("gworkers: %r", config)
         await lifespan.startup()
         if self.max_requests and self.max_requests < sys.maxsize:
             state.max_requests = self.max_requests

@@ -700,6 +700,20 @@ def test_ws_options(start_cli):
     sock.close()
 
 
+def test_worker_options_reach_the_worker(start_cli):
+    """Options whose effect a request cannot show (or only slowly) are seen in the worker's
+    resolved settings and boot line; their behaviour is tested in tests/ws and tests/http."""
+    server = start_cli([APP, "--port", "0", "--log-level", "debug", "--ws-max-queue", "7",
+                        "--http", "h11", "--loop", "asyncio"])
+    info(server)
+    server.wait_for_log(r"gworkers: asyncio loop, h11 parser, asgi3 app")
+    line = server.wait_for_log(r"gworkers: Config\(.*\)").group(0)
+    assert "ws_max_queue=7," in line and "http='h11'," in line and "loop='asyncio'," in line
+    default = start_cli([APP, "--port", "0", "--log-level", "debug"])
+    info(default)
+    assert "ws_max_queue=32," in default.wait_for_log(r"gworkers: Config\(.*\)").group(0)
+
+
 def test_access_log(start_cli):
     server = start_cli([APP, "--port", "0"])
     info(server, "/access-probe")
