@@ -34,6 +34,7 @@ from typing import Any
 from . import __version__
 from .config import SETTINGS, env_default
 from .errors import BootError, ConfigError
+from .lifespan import answer_lifespan
 
 USAGE_ERROR = 2
 BOOT_ERROR = 3
@@ -303,13 +304,7 @@ class FailedApp:
 
     async def _asgi(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await answer_lifespan(receive, send)
         if scope["type"] == "http":
             await send({"type": "http.response.start", "status": 500,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8"),

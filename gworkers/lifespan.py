@@ -16,6 +16,18 @@ from typing import Any
 from .errors import BootError
 
 
+async def answer_lifespan(receive: Any, send: Any) -> None:
+    """Lifespan for an app with nothing to start or stop (WSGI apps, error pages): say yes to
+    both, so ``lifespan = on`` still boots and shutdown is not waited for."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 class Lifespan:
     def __init__(self, app: Any, mode: str, log: Any) -> None:
         self.app = app

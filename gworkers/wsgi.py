@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from .errors import ClientDisconnected
+from .lifespan import answer_lifespan
 
 
 class _Input(io.RawIOBase):
@@ -143,13 +144,7 @@ class WSGIMiddleware:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await answer_lifespan(receive, send)
         if kind != "http":
             await send({"type": "websocket.close", "code": 1000})
             return
