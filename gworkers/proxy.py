@@ -73,11 +73,15 @@ class ProxyTrust:
         return self.trusted_host(client[0])
 
     # ------------------------------------------------------------------ apply
-    def apply(self, scope: dict, conn: Any) -> None:
-        """Rewrite client, scheme, server, Host and root_path from a trusted peer's headers."""
+    def apply(self, scope: dict, conn: Any, fields: list | None = None) -> None:
+        """Rewrite client, scheme, server, Host and root_path from a trusted peer's headers.
+
+        ``fields``: the request's fields a parser set aside (``head.watched_names``, a superset
+        of the proxy headers), so the common request without any costs a short scan.
+        """
         names = self.names
         found: dict[bytes, list[bytes]] | None = None
-        for name, value in scope["headers"]:
+        for name, value in scope["headers"] if fields is None else fields:
             if name in names:
                 if found is None:
                     found = {}

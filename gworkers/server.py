@@ -136,19 +136,20 @@ class ServerState:
         return connection_extensions(transport, self.server_cert)
 
     def request_started(self) -> None:
-        self.total_requests += 1
-        if self.max_requests and self.total_requests >= self.max_requests:
-            callback, self.on_max_requests = self.on_max_requests, None
-            if callback is not None:
-                self.loop.call_soon(callback)
+        """A request (or a WebSocket handshake: Gunicorn counts those too) for ``max_requests``.
 
-    def upgrade_started(self) -> None:
-        """A WebSocket handshake: a request for ``max_requests``, as Gunicorn counts them."""
+        ``HTTPConnection.on_request`` counts inline; this is the same for everyone else.
+        """
         self.total_requests += 1
         if self.max_requests and self.total_requests >= self.max_requests:
-            callback, self.on_max_requests = self.on_max_requests, None
-            if callback is not None:
-                self.loop.call_soon(callback)
+            self.max_requests_reached()
+
+    upgrade_started = request_started
+
+    def max_requests_reached(self) -> None:
+        callback, self.on_max_requests = self.on_max_requests, None
+        if callback is not None:
+            self.loop.call_soon(callback)
 
     def request_finished(self, cycle: Any) -> None:
         """A response is complete: Gunicorn's access log and post_request hook, when on;

@@ -112,6 +112,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
         self.eof = False  # the peer half-closed: no request will follow
+        self.feeding = False  # inside data_received: more requests of this read may follow
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
@@ -137,10 +138,13 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         server.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        self.feeding = True
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
             self.protocol_error(exc)
+        finally:
+            self.feeding = False
 
     def eof_received(self) -> bool | None:
         """The peer will send nothing more; it may still read the answers to what it sent.
@@ -184,12 +188,17 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         self.server.connection_lost(self)
 
     # ------------------------------------------------------------------ from the parser adapters
-    def on_request(self, method: bytes, target: bytes, version: str, headers: list) -> bool:
-        """A complete head arrived. Returns True when the connection was upgraded."""
+    def on_request(
+        self, method: bytes, target: bytes, version: str, headers: list, notable: list | None = None
+    ) -> bool:
+        """A complete head arrived. Returns True when the connection was upgraded.
+
+        ``notable``: the fields named in ``head.watched_names``, when the parser set them aside.
+        """
         config = self.config
         limit = config.limit_request_body
         head, version, raw_path, query, headers = read_request(
-            method, target, version, headers, limit
+            method, target, version, headers, limit, notable
         )
         root = config.root_path
         path = raw_path.decode("latin-1")
@@ -213,7 +222,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             "extensions": self.extensions if not head.te_trailers else with_trailers(self.extensions),
         }
         if self.trusted:
-            self.server.proxy.apply(scope, self)
+            self.server.proxy.apply(scope, self, notable)
         if head.upgrade is not None and head.upgrade == b"websocket":
             upgrader = self.server.websocket_upgrade
             if upgrader is not None and self.cycle is None and not self.pipeline:
@@ -246,7 +255,10 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.pipeline.append(cycle)
             if len(self.pipeline) >= PIPELINE_DEPTH:
                 self.pause_reading()
-        self.server.request_started()
+        server = self.server  # server.request_started(), inline: it is every request
+        server.total_requests += 1
+        if server.max_requests and server.total_requests >= server.max_requests:
+            server.max_requests_reached()
         return False
 
     def on_body(self, data: bytes) -> None:
@@ -311,7 +323,9 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
 
     def response_done(self, cycle: RequestCycle) -> None:
         """The response is complete: close, or move to the next request."""
-        self.server.request_finished(cycle)
+        access = self.server.access  # server.request_finished(cycle), inline
+        if access is not None:
+            access.finish(cycle)
         if cycle.waiter is not None:
             cycle._wake()
         if not cycle.keep_alive or self.pending_error is not None and not self.pipeline:
@@ -537,6 +551,16 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.out_size += len(data)
         if self.out_size > OUT_HIGH_WATER:
             self.flush()
+
+    def write_last(self, data: bytes) -> None:
+        """The last bytes of a response: written at once when nothing else is pending or may
+        follow in this loop pass (no pipelined request queued, none being parsed), so the
+        common keep-alive request skips the flusher. Otherwise deferred like any write, and a
+        pipelined burst still leaves in one write."""
+        if self.out is None and not self.pipeline and not self.feeding and not self.closed:
+            self.transport.write(data)
+        else:
+            self.write(data)
 
     def write_parts(self, parts: Any) -> None:
         """Several buffers of one message (a chunk's size line, data, CRLF) without copying.

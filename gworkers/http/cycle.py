@@ -243,7 +243,10 @@ class RequestCycle:
             if self.access is not None:
                 self.access.sent += n
             if head and n < _COALESCE:
-                self.conn.write(head + body)
+                if more:
+                    self.conn.write(head + body)
+                else:
+                    self.conn.write_last(head + body)
             else:
                 self._flush(head, body)
             if not more:

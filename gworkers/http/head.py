@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+from ..config import FORWARDED_HEADERS
 from ..errors import (
     BadRequest,
     ContentTooLarge,
@@ -87,6 +88,20 @@ def _check_host(host: bytes) -> None:
         raise BadRequest("invalid port in Host header")
 
 
+# The request fields check_head reads; every other field passes through untouched.
+HEAD_FIELDS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"te", b"expect", b"upgrade")
+)
+
+
+def watched_names(config: object) -> frozenset:
+    """The field names a parser adapter sets aside while parsing (``notable``): the ones
+    ``check_head`` reads and every proxy header ``proxy.apply`` may read, so neither has to
+    walk all the fields of a request again."""
+    secure = getattr(config, "secure_scheme_headers", ())
+    return HEAD_FIELDS | {n.encode() for n in FORWARDED_HEADERS} | {n for n, _ in secure}
+
+
 class Head:
     """What the connection needs to know about a request beyond its headers.
 
@@ -109,7 +124,12 @@ PLAIN_HEAD = Head()
 
 
 def read_request(
-    method: bytes, target: bytes, version: str, headers: list, body_limit: int = 0
+    method: bytes,
+    target: bytes,
+    version: str,
+    headers: list,
+    body_limit: int = 0,
+    notable: list | None = None,
 ) -> tuple[Head, str, bytes, bytes, list]:
     """``(head, version, raw_path, query_string, scope headers)``: every check the connection
     makes before it builds a scope, in one place.
@@ -118,10 +138,12 @@ def read_request(
     both call this, so the corpus tests exactly the rules the server applies. The version is
     the one the request is served as: RFC 9112 2.3 has a higher HTTP/1 minor version processed
     as HTTP/1.1. For absolute-form, the target's authority replaces Host (RFC 9112 3.2.2).
+    ``notable``: the fields of ``headers`` named in ``HEAD_FIELDS`` (or more), in order, when
+    the parser collected them; ``None`` means look at every field.
     """
     if version != "1.1" and version != "1.0" and version[:2] == "1.":
         version = "1.1"
-    head = check_head(method, target, version, headers)
+    head = check_head(method, target, version, headers if notable is None else notable)
     raw_path, query, authority = split_target(method, target)
     if body_limit and head.content_length is not None and head.content_length > body_limit:
         raise ContentTooLarge("request body too large")

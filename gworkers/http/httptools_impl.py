@@ -12,7 +12,7 @@ from typing import Any
 import httptools
 
 from ..errors import BadRequest, ProtocolError
-from .head import check_transfer_encoding, is_token, method_error
+from .head import check_transfer_encoding, is_token, method_error, watched_names
 from .limits import Limits
 
 # The request line's bytes besides its target ("GET " + " HTTP/1.1\r\n") and the blank line
@@ -39,10 +39,12 @@ class HttptoolsParser:
         "quick_limit",
         "messages",
         "method",
+        "notable",
         "parser",
         "trailers",
         "url",
         "upgraded",
+        "watch",
     )
 
     def __init__(self, conn: Any, config: Any) -> None:
@@ -53,6 +55,10 @@ class HttptoolsParser:
         self.limits = Limits(config)
         self.url = b""
         self.headers: list = []
+        # the fields head.read_request and the proxy check look at, collected while parsing so
+        # neither walks every header again
+        self.notable: list = []
+        self.watch = watched_names(config)
         self.in_head = False
         self.head_size = 0  # the head as counted from the callbacks so far
         self.buffered = 0  # bytes of chunks that arrived after the head began
@@ -77,8 +83,10 @@ class HttptoolsParser:
             return
         began = self.in_head
         busy = bool(self.url)  # a request (its head or body) was in progress
-        if not busy and len(self.line) < 64:
-            self.line += data[:64]
+        if not busy:
+            # the start of a request line, kept (not copied) in case llhttp refuses its method
+            line = self.line
+            self.line = data if not line else line[:64] + data[:64]
         messages = self.messages
         try:
             self.parser.feed_data(data)
@@ -110,7 +118,7 @@ class HttptoolsParser:
     def _refuse_method(self, line: bytes) -> None:
         """llhttp stops at the first byte no method it knows has; the answer (501 for an
         unknown token, 400 for garbage) needs the whole method, which may not be here yet."""
-        line = line.lstrip(b"\r\n")
+        line = line.lstrip(b"\r\n")[:128]
         end = line.find(b" ")
         word = line if end < 0 else line[:end]
         if end < 0 and len(word) < 64 and (not word or is_token(word)):
@@ -140,6 +148,7 @@ class HttptoolsParser:
         self.messages += 1
         self.url = b""
         self.headers = []
+        self.notable = []
 
     def on_url(self, url: bytes) -> None:
         url = self.url + url if self.url else url
@@ -158,7 +167,10 @@ class HttptoolsParser:
             self.limits.check_field(self.trailers, name, value)
             return
         headers = self.headers
-        headers.append((name.lower(), value))
+        name = name.lower()
+        headers.append((name, value))
+        if name in self.watch:
+            self.notable.append((name, value))
         size = self.head_size + len(name) + len(value) + 4
         self.head_size = size
         # The limits in one comparison: while the head so far is within ``quick_limit`` no
@@ -176,7 +188,7 @@ class HttptoolsParser:
         parser = self.parser
         # llhttp reads "GET /" as HTTP/0.9, which check_head answers 505, as the h11 adapter does
         self.upgraded = self.conn.on_request(
-            parser.get_method(), self.url, parser.get_http_version(), self.headers
+            parser.get_method(), self.url, parser.get_http_version(), self.headers, self.notable
         )
 
     def on_body(self, body: bytes) -> None:

@@ -49,9 +49,12 @@ class Recorder:
         self.complete: list[bool] = []
         self.upgraded: bytes | None = None
 
-    def on_request(self, method: bytes, target: bytes, version: str, headers: list) -> bool:
+    def on_request(
+        self, method: bytes, target: bytes, version: str, headers: list, notable=None
+    ) -> bool:
+        # the same call HTTPConnection.on_request makes, with the fields the parser set aside
         head, version, raw_path, query, headers = read_request(
-            method, target, version, headers, self.config.limit_request_body
+            method, target, version, headers, self.config.limit_request_body, notable
         )
         self.requests.append(
             {
