@@ -14,10 +14,12 @@ sibling workers, and accepting resumes on a fresh duplicate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
 import ssl
+import sys
 import weakref
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
@@ -50,6 +52,19 @@ def choose_parser(config: Config) -> tuple[type, str]:
     from .http.h11_impl import H11Parser
 
     return H11Parser, ""
+
+
+def task_factory(loop: asyncio.AbstractEventLoop, fresh_context: bool) -> Callable[[Any], Any]:
+    """How a request's app call becomes a Task, decided once: in a fresh, empty context
+    (``reset_contextvars``), started eagerly where asyncio can (3.12+: the app runs at once,
+    a loop pass earlier), or a plain ``create_task``."""
+    if fresh_context:
+        import contextvars
+
+        return lambda coro: loop.create_task(coro, context=contextvars.Context())
+    if sys.version_info >= (3, 12):
+        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
+    return loop.create_task
 
 
 class Flusher:
@@ -126,6 +141,7 @@ class ServerState:
         self.websocket_upgrade, self.ws_note = make_upgrader(self)
         self.idle = asyncio.Event()
         self.idle.set()
+        self.spawn = task_factory(loop, config.reset_contextvars)
 
     # ------------------------------------------------------------------ per request
     def new_state(self) -> dict:

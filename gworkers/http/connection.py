@@ -23,7 +23,6 @@ from __future__ import annotations
 import array
 import asyncio
 import fcntl
-import sys
 import termios
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,6 @@ BODY_PROGRESS = 1024
 # A timeout of 0 turns that deadline off.
 _OFF = float("inf")
 
-_EAGER = sys.version_info >= (3, 12)
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 
 
@@ -360,15 +358,11 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             return
         server.in_flight += 1
         self.stepped = False
-        coro = self.run_asgi(cycle)
-        if self.config.reset_contextvars:
-            import contextvars
-
-            self.task = self.loop.create_task(coro, context=contextvars.Context())
-        elif _EAGER:
-            self.task = asyncio.Task(coro, loop=self.loop, eager_start=True)
-        else:
-            self.task = self.loop.create_task(coro)
+        task = server.spawn(self.run_asgi(cycle))
+        if not task.done():
+            # a strong reference while it runs (an eagerly started Task may already have
+            # finished and started the next pipelined request, whose Task this must not hide)
+            self.task = task
 
     async def run_asgi(self, cycle: RequestCycle) -> None:
         self.stepped = True

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .connection import HTTPConnection
 
 _NO_BODY_STATUS = frozenset((204, 304))
+_CHUNKED = b"transfer-encoding: chunked\r\n"
+_CLOSE_END = b"connection: close\r\n\r\n"
+_KEEP_ALIVE_END = b"connection: keep-alive\r\n\r\n"
 # A head shorter than this is joined with the first body chunk so both leave in one write;
 # longer bodies are written beside it without copying.
 _COALESCE = 16384
@@ -150,78 +153,44 @@ class RequestCycle:
 
     def _start(self, message: dict[str, Any]) -> None:
         status = message["status"]
-        line = wire.STATUS_LINES.get(status) if type(status) is int else None
+        headers = message.get("headers", ())
+        if type(headers) is not list and type(headers) is not tuple:
+            headers = list(headers)  # any iterable, read once
         conn = self.conn
         defaults = conn.defaults
-        parts = [line or wire.status_line(status), defaults.block]
-        chunked = True
-        length = None
-        keep_alive = self.keep_alive
-        overridden = None
-        names = defaults.names
-        cache = defaults.pairs
-        for pair in message.get("headers", ()):
-            try:
-                info = cache.get(pair)
-            except TypeError:  # a list pair: not hashable, so never cached
-                info = None
-            if info is None:
-                info = wire.header_info(pair, names, cache)
-            kind = info[0]
-            if kind == wire.PLAIN:
-                parts.append(info[1])
-            elif kind == wire.LENGTH:
-                if length is not None:
-                    raise AppProtocolError("more than one content-length")
-                length = info[2]
-                chunked = False
-                parts.append(info[1])
-            elif kind == wire.CONNECTION:
-                if b"close" in pair[1].lower():
-                    keep_alive = False
-            elif kind == wire.DEFAULT:
-                if overridden is None:
-                    overridden = {info[2]}
-                else:
-                    overridden.add(info[2])
-                parts.append(info[1])
-            # wire.CODING: framing is ours, the app's Transfer-Encoding is ignored
-        if overridden is not None:
-            parts[1] = defaults.without(overridden)
-        if status < 200:
-            raise AppProtocolError(f"informational status {status} in http.response.start")
-        if status in _NO_BODY_STATUS:
-            chunked = False
-            length = 0
-            if status == 204:
-                parts = [p for p in parts if not p.lower().startswith(b"content-length:")]
-        elif self.head_request:
+        line, lines, length, chunked, app_close, overridden = wire.response_head(
+            status, headers, defaults
+        )
+        keep_alive = self.keep_alive and not app_close
+        http10 = self.scope["http_version"] == "1.0"
+        if self.head_request and length != 0:
             # a HEAD answer keeps the GET's Content-Length, if any, and carries no body
             chunked = False
             length = 0
-        elif chunked:
-            if self.scope["http_version"] == "1.0":
-                # HTTP/1.0 has no chunked coding: the body ends when the connection does
-                chunked = False
-                keep_alive = False
-            else:
-                parts.append(b"transfer-encoding: chunked\r\n")
+        elif chunked and http10:
+            # HTTP/1.0 has no chunked coding: the body ends when the connection does
+            chunked = False
+            keep_alive = False
         # trailers can only follow a chunked body; otherwise they are dropped (RFC 9110 6.5.1)
         self.trailers = bool(message.get("trailers", False))
         if not conn.accepting:
             keep_alive = False
         if not keep_alive:
-            parts.append(b"connection: close\r\n")
-        elif self.scope["http_version"] == "1.0":
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
+            tail = _CLOSE_END
+        elif http10:
+            tail = _KEEP_ALIVE_END
+        else:
+            tail = b"\r\n"
+        if chunked:
+            tail = _CHUNKED + tail
         self.keep_alive = keep_alive
         self.chunked = chunked
         self.length_left = length
         self.status = status
         if self.access is not None:
-            self.access.response(status, message.get("headers", ()))
-        self.head = b"".join(parts)
+            self.access.response(status, headers)
+        block = defaults.block if overridden is None else defaults.without(overridden)
+        self.head = line + block + lines + tail
         if self.expect_continue:
             # the app answered without reading: the client may still be waiting to send
             self.expect_continue = False

@@ -151,6 +151,7 @@ class HttptoolsParser:
         self.notable = []
 
     def on_url(self, url: bytes) -> None:
+        self.head_size += len(url)
         url = self.url + url if self.url else url
         self.url = url
         if len(url) > self.max_line:
@@ -160,26 +161,26 @@ class HttptoolsParser:
         # llhttp strips leading whitespace only; RFC 9112 5.1 drops both sides
         if value and value[-1] in b" \t":
             value = value.rstrip(b" \t")
-        if not self.in_head:
+        if self.in_head:
+            name = name.lower()
+            field = (name, value)
+            headers = self.headers
+            headers.append(field)
+            if name in self.watch:
+                self.notable.append(field)
+            size = self.head_size = self.head_size + len(name) + len(value) + 4
+            # The limits in one comparison: while the head so far is within ``quick_limit``
+            # no field can be too large, the head is not, and (each field adding at least 5
+            # bytes) there are not too many fields. Past it, Limits checks each field exactly.
+            if size > self.quick_limit:
+                limits = self.limits
+                limits.check_field(len(headers), name, value)
+                limits.check_head_size(size)
+        else:
             # a trailer field (llhttp reports them here too): checked, never added to the
             # headers the app already holds
             self.trailers += 1
             self.limits.check_field(self.trailers, name, value)
-            return
-        headers = self.headers
-        name = name.lower()
-        headers.append((name, value))
-        if name in self.watch:
-            self.notable.append((name, value))
-        size = self.head_size + len(name) + len(value) + 4
-        self.head_size = size
-        # The limits in one comparison: while the head so far is within ``quick_limit`` no
-        # field can be too large, the head is not, and (each field adding at least 5 bytes)
-        # there are not too many fields. Past it, Limits checks each field exactly.
-        if size + len(self.url) > self.quick_limit:
-            limits = self.limits
-            limits.check_field(len(headers), name, value)
-            limits.check_head_size(self.head_size + len(self.url))
 
     def on_headers_complete(self) -> None:
         self.in_head = False

@@ -84,6 +84,73 @@ def header_info(pair: object, names: set, cache: dict) -> tuple:
     return info
 
 
+_NO_BODY_STATUS = frozenset((204, 304))
+_HEADS_MAX = 1024
+
+
+def response_head(status: object, headers: list | tuple, defaults: DefaultHeaders) -> tuple:
+    """What an ``http.response.start`` means on the wire, apart from the per-request choices
+    (keep-alive, HEAD, HTTP/1.0): ``(status line, the app's header lines, Content-Length or
+    None, chunked?, the app asked to close?, default headers the app overrode or None)``.
+
+    Apps send the same status and headers again and again, so the answer is cached per
+    ``(status, *headers)`` (bounded; unhashable headers are classified every time). Every
+    header is still validated the first time its response is seen.
+    """
+    key = None
+    if type(status) is int:
+        try:
+            key = (status, *headers)
+            info = defaults.heads.get(key)
+        except TypeError:  # a list pair: not hashable, so never cached
+            key = info = None
+        if info is not None:
+            return info
+    line = STATUS_LINES.get(status) if type(status) is int else None
+    if line is None:
+        line = status_line(status)
+    names = defaults.names
+    cache = defaults.pairs
+    lines = []
+    length = None
+    app_close = False
+    overridden = None
+    for pair in headers:
+        try:
+            info = cache.get(pair)
+        except TypeError:
+            info = None
+        if info is None:
+            info = header_info(pair, names, cache)
+        kind = info[0]
+        if kind == PLAIN:
+            lines.append(info[1])
+        elif kind == LENGTH:
+            if length is not None:
+                raise AppProtocolError("more than one content-length")
+            length = info[2]
+            if status != 204:  # a 204 has no content, and says no length either
+                lines.append(info[1])
+        elif kind == CONNECTION:
+            if b"close" in pair[1].lower():  # type: ignore[index]
+                app_close = True
+        elif kind == DEFAULT:
+            overridden = {info[2]} if overridden is None else overridden | {info[2]}
+            lines.append(info[1])
+        # CODING: framing is ours, the app's Transfer-Encoding is ignored
+    if status < 200:  # type: ignore[operator]
+        raise AppProtocolError(f"informational status {status} in http.response.start")
+    chunked = length is None
+    if status in _NO_BODY_STATUS:
+        chunked = False
+        length = 0
+    info = (line, b"".join(lines), length, chunked, app_close,
+            frozenset(overridden) if overridden is not None else None)
+    if key is not None and len(defaults.heads) < _HEADS_MAX:
+        defaults.heads[key] = info
+    return info
+
+
 def chunk(data: bytes) -> bytes:
     """One chunk of a chunked body, framed in a single bytes object."""
     return b"%x\r\n%b\r\n" % (len(data), data)
@@ -100,7 +167,7 @@ def http_date() -> bytes:
 class DefaultHeaders:
     """The header block sent on every response, rebuilt once a second (Date)."""
 
-    __slots__ = ("block", "date_header", "extra", "names", "pairs", "server_header")
+    __slots__ = ("block", "date_header", "extra", "heads", "names", "pairs", "server_header")
 
     def __init__(self, server_header: bool, date_header: bool, extra: tuple) -> None:
         self.server_header = server_header
@@ -112,6 +179,7 @@ class DefaultHeaders:
             self.names.add(b"date")
         self.names.update(name for name, _ in extra)
         self.pairs: dict = {}  # header_info's cache: response headers already validated
+        self.heads: dict = {}  # response_head's cache: whole response heads already classified
         self.block = b""
         self.refresh()
 
