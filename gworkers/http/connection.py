@@ -271,7 +271,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         if cycle is None or cycle.response_complete or cycle.disconnected:
             return  # the app is done with it: discard
         cycle.feed_body(data)
-        if not self.read_paused and cycle.buffered() > BODY_HIGH_WATER:
+        if cycle.body_size > BODY_HIGH_WATER and not self.read_paused:
             self.pause_reading()
 
     def on_complete(self) -> bool:
@@ -336,6 +336,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             # The app answered without reading the whole body: keep parsing and discard it
             # (reading may have paused on the unread buffer; nothing would ever resume it).
             cycle.body = []
+            cycle.body_size = 0
             self.resume_reading()
         self.cycle = None
         if self.pipeline:

@@ -30,6 +30,7 @@ class RequestCycle:
     __slots__ = (
         "body",
         "body_complete",
+        "body_size",
         "delivered",
         "chunked",
         "conn",
@@ -62,6 +63,7 @@ class RequestCycle:
         self.expect_continue = expect_continue
         self.body_complete = body_complete
         self.body: list[bytes] = []
+        self.body_size = 0  # bytes in ``body``: reading pauses past BODY_HIGH_WATER
         self.delivered = False
         self.waiter = None  # future the app's receive() waits on
         self.disconnected = False
@@ -77,11 +79,14 @@ class RequestCycle:
     # ------------------------------------------------------------------ fed by the connection
     def feed_body(self, data: bytes) -> None:
         self.body.append(data)
-        self._wake()
+        self.body_size += len(data)
+        if self.waiter is not None:
+            self._wake()
 
     def feed_complete(self) -> None:
         self.body_complete = True
-        self._wake()
+        if self.waiter is not None:
+            self._wake()
 
     def feed_disconnect(self) -> None:
         self.disconnected = True
@@ -91,8 +96,6 @@ class RequestCycle:
         waiter, self.waiter = self.waiter, None
         wake(waiter)
 
-    def buffered(self) -> int:
-        return sum(map(len, self.body))
 
     # ------------------------------------------------------------------ ASGI receive
     async def receive(self) -> dict[str, Any]:
@@ -109,7 +112,9 @@ class RequestCycle:
                     data = body[0] if len(body) == 1 else b"".join(body)
                     if body:
                         self.body = []
-                        self.conn.body_consumed()
+                        self.body_size = 0
+                        if self.conn.read_paused:
+                            self.conn.body_consumed()
                     if self.body_complete:
                         self.delivered = True
                         return {"type": "http.request", "body": data, "more_body": False}

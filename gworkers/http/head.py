@@ -121,6 +121,17 @@ class Head:
 
 
 PLAIN_HEAD = Head()
+# Shared read-only heads for a keep-alive request with a Content-Length body, per length as sent
+# (bounded: a client choosing lengths cannot grow it past the bound).
+_LENGTH_HEADS: dict[bytes, Head] = {}
+
+
+def _length_head(length: bytes) -> Head:
+    head = Head()
+    head.content_length = int(length)
+    if len(_LENGTH_HEADS) < 256:
+        _LENGTH_HEADS[length] = head
+    return head
 
 
 def read_request(
@@ -143,12 +154,27 @@ def read_request(
     """
     if version != "1.1" and version != "1.0" and version[:2] == "1.":
         version = "1.1"
-    if (notable is not None and len(notable) == 1 and version == "1.1" and notable[0][0] == b"host"
-            and notable[0][1] in _good_hosts and method in METHODS and method != b"CONNECT"):
-        # The common request, whose only field check_head reads is a Host seen before: no body,
-        # keep-alive, nothing to upgrade or expect. check_head would say the same, slower.
-        head = PLAIN_HEAD
-    else:
+    head = None
+    if notable is not None and version == "1.1" and method in METHODS and method != b"CONNECT":
+        # The common requests, whose only fields check_head reads are a Host seen before and
+        # perhaps one Content-Length: keep-alive, nothing to upgrade or expect, no chunked
+        # body. check_head would say the same, slower.
+        n = len(notable)
+        if n == 1:
+            name, host = notable[0]
+            if name == b"host" and host in _good_hosts:
+                head = PLAIN_HEAD
+        elif n == 2:
+            (name, host), (name2, length) = notable
+            if name != b"host":
+                name, host, name2, length = name2, length, name, host
+            if name == b"host" and name2 == b"content-length" and host in _good_hosts:
+                head = _LENGTH_HEADS.get(length)
+                if head is None and length.isdigit() and len(length) < 16:
+                    head = _length_head(length)
+            if head is not None and body_limit and head.content_length > body_limit:
+                raise ContentTooLarge("request body too large")
+    if head is None:
         head = check_head(method, target, version, headers if notable is None else notable)
         if body_limit and head.content_length is not None and head.content_length > body_limit:
             raise ContentTooLarge("request body too large")

@@ -40,6 +40,7 @@ class HttptoolsParser:
         "messages",
         "method",
         "notable",
+        "on_body",
         "parser",
         "trailers",
         "url",
@@ -49,6 +50,9 @@ class HttptoolsParser:
 
     def __init__(self, conn: Any, config: Any) -> None:
         self.conn = conn
+        # llhttp's body callback goes straight to the connection (httptools looks its callbacks
+        # up once, when the parser is made): no adapter frame per body chunk
+        self.on_body = conn.on_body
         self.parser = httptools.HttpRequestParser(self)
         # llhttp refuses HTTP/1.2; RFC 9112 2.3 wants it served as 1.1 (head.read_request)
         self.parser.set_dangerous_leniencies(lenient_version=True)
@@ -191,9 +195,6 @@ class HttptoolsParser:
         self.upgraded = self.conn.on_request(
             parser.get_method(), self.url, parser.get_http_version(), self.headers, self.notable
         )
-
-    def on_body(self, body: bytes) -> None:
-        self.conn.on_body(body)
 
     def on_message_complete(self) -> None:
         self.url = b""
