@@ -142,6 +142,7 @@ class ServerState:
         self.idle = asyncio.Event()
         self.idle.set()
         self.spawn = task_factory(loop, config.reset_contextvars)
+        self.eager = sys.version_info >= (3, 12) and not config.reset_contextvars
 
     # ------------------------------------------------------------------ per request
     def new_state(self) -> dict:

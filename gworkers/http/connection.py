@@ -38,7 +38,7 @@ from ..flow import WriteFlow
 from . import wire
 from .cycle import RequestCycle
 from .extensions import with_trailers
-from .head import METHODS, decode_path, read_request
+from .head import METHODS, PLAIN_HEAD, decode_path, read_request
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -198,11 +198,12 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         head, version, raw_path, query, headers = read_request(
             method, target, version, headers, limit, notable
         )
+        server = self.server
         root = config.root_path
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = decode_path(raw_path)
-        state = self.server.lifespan_state
+        state = server.lifespan_state
         scope = {
             "type": "http",
             "asgi": _ASGI,
@@ -219,27 +220,32 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             "state": state.copy() if state else {},  # a shallow copy per request (ASGI)
             "extensions": self.extensions if not head.te_trailers else with_trailers(self.extensions),
         }
-        if self.trusted:
-            self.server.proxy.apply(scope, self, notable)
-        if head.upgrade is not None and head.upgrade == b"websocket":
-            upgrader = self.server.websocket_upgrade
-            if upgrader is not None and self.cycle is None and not self.pipeline:
-                if self.concurrency and self.server.in_flight >= self.concurrency:
-                    raise ServiceUnavailable("concurrency limit reached")
-                if upgrader(self, scope, head):
-                    self.server.upgrade_started()
-                    return True
+        if self.trusted and (notable is None or len(notable) > 1 or notable and notable[0][0] != b"host"):
+            # (a request whose only notable field is Host carries no proxy header)
+            server.proxy.apply(scope, self, notable)
+        if head is PLAIN_HEAD:  # no body, keep-alive, no upgrade, nothing expected
+            body_complete = True
+            cycle = RequestCycle(self, scope, self.accepting, False, True)
+        else:
+            if head.upgrade is not None and head.upgrade == b"websocket":
+                upgrader = server.websocket_upgrade
+                if upgrader is not None and self.cycle is None and not self.pipeline:
+                    if self.concurrency and server.in_flight >= self.concurrency:
+                        raise ServiceUnavailable("concurrency limit reached")
+                    if upgrader(self, scope, head):
+                        server.upgrade_started()
+                        return True
+            body_complete = not head.chunked and not head.content_length
+            cycle = RequestCycle(
+                self,
+                scope,
+                head.keep_alive and self.accepting and head.upgrade is None,
+                head.expect_continue and not body_complete,
+                body_complete,
+            )
         self.requests += 1
-        body_complete = not head.chunked and not head.content_length
-        cycle = RequestCycle(
-            self,
-            scope,
-            head.keep_alive and self.accepting and head.upgrade is None,
-            head.expect_continue and not body_complete,
-            body_complete,
-        )
         self.more_requests = cycle.keep_alive
-        access = self.server.access
+        access = server.access
         if access is not None:
             access.begin(cycle, target)  # Gunicorn's pre_request hook and access-log record
         if not body_complete:
@@ -253,8 +259,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.pipeline.append(cycle)
             if len(self.pipeline) >= PIPELINE_DEPTH:
                 self.pause_reading()
-        server = self.server  # server.request_started(), inline: it is every request
-        server.total_requests += 1
+        server.total_requests += 1  # server.request_started(), inline: it is every request
         if server.max_requests and server.total_requests >= server.max_requests:
             server.max_requests_reached()
         return False
@@ -360,7 +365,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         server.in_flight += 1
         self.stepped = False
         task = server.spawn(self.run_asgi(cycle))
-        if not task.done():
+        if not server.eager or not task.done():
             # a strong reference while it runs (an eagerly started Task may already have
             # finished and started the next pipelined request, whose Task this must not hide)
             self.task = task

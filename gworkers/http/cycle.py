@@ -163,9 +163,13 @@ class RequestCycle:
             headers = list(headers)  # any iterable, read once
         conn = self.conn
         defaults = conn.defaults
-        line, lines, length, chunked, app_close, overridden = wire.response_head(
-            status, headers, defaults
-        )
+        try:
+            info = defaults.heads.get((status, *headers)) if type(status) is int else None
+        except TypeError:  # unhashable headers (list pairs): classified every time
+            info = None
+        if info is None:
+            info = wire.response_head(status, headers, defaults)
+        line, lines, length, chunked, app_close, overridden = info
         keep_alive = self.keep_alive and not app_close
         http10 = self.scope["http_version"] == "1.0"
         if self.head_request and length != 0:
