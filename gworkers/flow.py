@@ -19,6 +19,8 @@ def wake(waiter: asyncio.Future | None) -> None:
 class WriteFlow:
     """``asyncio.Protocol`` write flow control: a flag and one waiter, no per-write cost."""
 
+    __slots__ = ()  # a subclass may keep its attributes in slots
+
     write_paused = False
     drain_waiter: asyncio.Future | None = None
 

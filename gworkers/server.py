@@ -95,6 +95,16 @@ class Flusher:
 
 
 class ServerState:
+    # Slots: connections read it on every request (past 30 attributes an instance dict is no
+    # longer shared, and every access is slower).
+    __slots__ = (
+        "access", "app", "config", "connections", "defaults", "draining", "eager",
+        "extension_handlers", "flusher", "full", "idle", "in_flight", "lifespan_state", "log",
+        "loop", "max_connections", "max_requests", "on_full", "on_max_requests", "on_room",
+        "parser_class", "parser_note", "pending", "proxy", "resume_at", "server_cert", "spawn",
+        "total_requests", "websocket_upgrade", "ws_note",
+    )
+
     def __init__(
         self,
         config: Config,
