@@ -88,10 +88,24 @@ class Flusher:
             self.call_soon(self.run)
 
     def run(self) -> None:
+        """Write what each connection has pending, with one exception.
+
+        While pipelined requests are answered one Task after the other, the next request's
+        Task has been created but has not run yet (``stepped`` is False): its connection's
+        bytes wait one more pass, so all the responses of a pipelined burst leave in one
+        write. As soon as a request's app has run once (and may now wait on something slow),
+        what is pending is written.
+        """
         self.scheduled = False
         pending, self.pending = self.pending, []
         for conn in pending:
-            conn.flush_deferred()
+            if not conn.stepped and conn.cycle is not None and not conn.closing and conn.out is not None:
+                self.pending.append(conn)
+            else:
+                conn.flush()
+        if self.pending and not self.scheduled:
+            self.scheduled = True
+            self.call_soon(self.run)
 
 
 class ServerState:

@@ -568,10 +568,17 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         follow in this loop pass (no pipelined request queued, none being parsed), so the
         common keep-alive request skips the flusher. Otherwise deferred like any write, and a
         pipelined burst still leaves in one write."""
-        if self.out is None and not self.pipeline and not self.feeding and not self.closed:
-            self.transport.write(data)
+        out = self.out
+        if out is None:
+            if not self.pipeline and not self.feeding and not self.closed:
+                self.transport.write(data)
+            else:
+                self.write(data)
         else:
-            self.write(data)
+            out.append(data)
+            self.out_size += len(data)
+            if self.out_size > OUT_HIGH_WATER:
+                self.flush()
 
     def write_parts(self, parts: Any) -> None:
         """Several buffers of one message (a chunk's size line, data, CRLF) without copying.
@@ -595,19 +602,6 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.out_size += size
             if self.out_size > OUT_HIGH_WATER:
                 self.flush()
-
-    def flush_deferred(self) -> None:
-        """The flusher's call at the end of a loop pass.
-
-        While pipelined requests are answered one Task after the other, the next request's
-        Task has been created but not yet run: hold the bytes one more pass so all the
-        responses of a pipelined burst leave in one write. As soon as a request's app has run
-        once (and may now wait on something slow), what is pending is written.
-        """
-        if not self.stepped and self.cycle is not None and not self.closing and self.out is not None:
-            self.server.flusher.add(self)
-            return
-        self.flush()
 
     def flush(self) -> None:
         out = self.out
