@@ -337,6 +337,11 @@ def load_app(app: Any, factory: bool, reload: bool) -> Any:
     from .apps import import_from_string
 
     log = logging.getLogger("gunicorn.error")
+    if reload:
+        # A .pyc is trusted while the source keeps its size and its mtime's whole second: an
+        # edit saved within the second of the last import (v1 -> v2) would load the old code.
+        # Edited code is compiled fresh instead; the reload watcher ignores *.pyc anyway.
+        sys.dont_write_bytecode = True
     try:
         if isinstance(app, str):
             return import_from_string(app, factory=factory)
@@ -577,10 +582,17 @@ def _make_reloader(values: Mapping[str, Any]) -> Any:
 
 
 def _start_reloader(reloader: Any, arbiter: Any) -> None:
-    """Gunicorn's ``when_ready`` hook: the master's logging is set up, workers not yet forked."""
-    arbiter.log.info("gworkers: watching %s for changes (%s, delay %ss)",
-                     ", ".join(str(d) for d in reloader.dirs), reloader.engine, reloader.delay)
-    reloader.start()
+    """Gunicorn's ``when_ready`` hook: the master's logging is set up, workers not yet forked.
+
+    The line is logged once the watcher sees edits, so an edit made after it always reloads.
+    """
+    dirs = ", ".join(str(d) for d in reloader.dirs)
+    if reloader.start():
+        arbiter.log.info("gworkers: watching %s for changes (%s, delay %ss)",
+                         dirs, reloader.engine, reloader.delay)
+    elif reloader.error is None:
+        arbiter.log.warning("gworkers: still setting up the watcher of %s (%s): edits made "
+                            "meanwhile are missed", dirs, reloader.engine)
 
 
 def fail(code: int, message: str) -> None:

@@ -8,11 +8,16 @@ application, every new worker imports the edited code afresh.
 watchfiles is used when installed (kernel notifications); otherwise the watched trees are polled
 every ``delay`` seconds. Either way a path counts when it matches an include glob and no exclude
 glob and is not under an excluded directory.
+
+``start()`` returns once the watcher really watches (watchfiles has put its watches in place, or
+the first polling snapshot is taken), so "watching ... for changes" is true when it is logged:
+an edit made after that line is never missed.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -20,6 +25,20 @@ from pathlib import Path
 
 DEFAULT_INCLUDES = ("*.py",)
 DEFAULT_EXCLUDES = (".*", "*.py[cod]", ".sw.*", "~*")
+START_TIMEOUT = 10.0
+
+
+class _FirstPollSignals:
+    """The ``stop_event`` handed to watchfiles: its Rust loop asks ``is_set()`` every step,
+    and only once its watches are in place, so the first question says the watcher is live."""
+
+    def __init__(self, stop: threading.Event, ready: threading.Event) -> None:
+        self.stop = stop
+        self.ready = ready
+
+    def is_set(self) -> bool:
+        self.ready.set()
+        return self.stop.is_set()
 
 
 class FileFilter:
@@ -69,6 +88,8 @@ class Reloader:
         self.delay = delay
         self.on_change = on_change
         self.stop_event = threading.Event()
+        self.ready = threading.Event()  # set once edits are seen (or the watcher has failed)
+        self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
         try:
             import watchfiles  # noqa: F401
@@ -77,10 +98,24 @@ class Reloader:
         else:
             self.engine = "watchfiles"
 
-    def start(self) -> None:
+    def start(self, timeout: float = START_TIMEOUT) -> bool:
+        """Start the watcher thread; True once it sees edits, False if it failed or is still
+        setting up after ``timeout`` seconds (a huge tree to scan)."""
         target = self._run_watchfiles if self.engine == "watchfiles" else self._run_polling
-        self.thread = threading.Thread(target=target, name="gworkers-reloader", daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(target,), name="gworkers-reloader",
+                                       daemon=True)
         self.thread.start()
+        return self.ready.wait(timeout) and self.error is None
+
+    def _run(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception as exc:  # noqa: BLE001 - said in the server's log, not a thread traceback
+            self.error = exc
+            logging.getLogger("gunicorn.error").error(
+                "gworkers: the reloader stopped, edits are no longer followed: %r", exc)
+        finally:
+            self.ready.set()  # never leave start() waiting on a watcher that is gone
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -98,16 +133,21 @@ class Reloader:
         def keep(change: object, path: str) -> bool:
             return self.filter(Path(path))
 
-        for changes in watchfiles.watch(*self.dirs, watch_filter=keep, stop_event=self.stop_event,
-                                        debounce=400, step=50, raise_interrupt=False,
-                                        ignore_permission_denied=True):
+        # rust_timeout=0: no periodic timeout, whose return clears watchfiles' change set after
+        # it found it empty, so an edit landing in between would be dropped.
+        signals = _FirstPollSignals(self.stop_event, self.ready)
+        for changes in watchfiles.watch(*self.dirs, watch_filter=keep, stop_event=signals,
+                                        debounce=400, step=50, rust_timeout=0,
+                                        raise_interrupt=False, ignore_permission_denied=True):
             if self.stop_event.is_set():
                 return
             self._changed([Path(p) for _, p in changes])
 
     # ------------------------------------------------------------------ polling
-    def snapshot(self) -> dict[Path, float]:
-        mtimes: dict[Path, float] = {}
+    def snapshot(self) -> dict[Path, tuple[int, int, int]]:
+        """Each watched file's (mtime, size, inode): the size and the inode catch an edit (or an
+        editor's save-by-rename) landing within the filesystem's timestamp granularity."""
+        mtimes: dict[Path, tuple[int, int, int]] = {}
         for root in self.dirs:
             for dirpath, dirnames, filenames in os.walk(root):
                 base = Path(dirpath)
@@ -116,13 +156,15 @@ class Reloader:
                     path = base / name
                     if self.filter(path):
                         try:
-                            mtimes[path] = os.stat(path).st_mtime_ns
+                            st = os.stat(path)
                         except OSError:
                             continue
+                        mtimes[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
         return mtimes
 
     def _run_polling(self) -> None:
         before = self.snapshot()
+        self.ready.set()
         while not self.stop_event.wait(max(self.delay, 0.05)):
             now = self.snapshot()
             if now != before:

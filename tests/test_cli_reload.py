@@ -5,8 +5,8 @@ Run with watchfiles and with the polling fallback (watchfiles hidden by a shim p
 
 from __future__ import annotations
 
+import os
 import re
-import time
 
 import httpx
 import pytest
@@ -24,25 +24,27 @@ async def app(scope, receive, send):
 
 def fetch(server) -> tuple[int, str]:
     try:
-        with server.client(timeout=5) as client:
+        with server.client() as client:
             response = client.get("/")
         return response.status_code, response.text
     except httpx.HTTPError:
         return 0, ""
 
 
-def edit_until(path, text: str, predicate, message: str, timeout: float = 30.0) -> None:
-    """Write ``text``; rewrite it every few seconds until ``predicate()`` holds (a watcher may
-    still be starting when the first write lands)."""
-    end = time.monotonic() + timeout
-    while True:
-        path.write_text(text)
-        try:
-            wait_until(predicate, timeout=3.0, message=message)
-            return
-        except AssertionError:
-            if time.monotonic() > end:
-                raise
+def save(path, text: str, mtime_ns: int | None = None) -> None:
+    """Save like an editor: write a hidden temp file, rename it over ``path``. A worker importing
+    meanwhile reads the old or the new file, never a half-written one (an in-place write is
+    truncate-then-write: a writer preempted in between lets a reload import an empty module)."""
+    tmp = path.with_name(f".{path.name}.tmp")  # ".*" is excluded from watching by default
+    tmp.write_text(text)
+    if mtime_ns is not None:
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+    os.replace(tmp, path)
+
+
+def reported(server, name: str, start: int) -> None:
+    """Wait for the watcher's line for this edit: no reload of it is pending once it is there."""
+    server.wait_for_log(rf"gworkers: [^\n]*{re.escape(name)}[^\n]* changed, reloading", start=start)
 
 
 @pytest.mark.parametrize("engine", ["watchfiles", "polling"])
@@ -54,7 +56,8 @@ def test_reload_follows_edits_and_survives_a_broken_import(start_cli, tmp_path, 
     (src / "skip_me.py").write_text("x = 1\n")
     data = src / "data.cfg"
     data.write_text("a = 1\n")
-    env = {}
+    # bytecode is written as users have it (this sandbox sets PYTHONDONTWRITEBYTECODE)
+    env = {"PYTHONDONTWRITEBYTECODE": ""}
     if engine == "polling":
         shim = tmp_path / "shim" / "watchfiles"
         shim.mkdir(parents=True)
@@ -64,30 +67,44 @@ def test_reload_follows_edits_and_survives_a_broken_import(start_cli, tmp_path, 
                         "--reload-dir", str(src), "--reload-include", "*.cfg",
                         "--reload-exclude", "skip_*.py", "--reload-delay", "0.1",
                         "--workers", "2"], env=env)
+    # logged once the watcher sees edits: no edit below needs repeating
     server.wait_for_log(rf"watching {re.escape(str(src))} for changes \({engine}, delay 0.1s\)")
     assert fetch(server) == (200, "v1")
 
-    edit_until(module, APP_SOURCE.format(version="v2"), lambda: fetch(server) == (200, "v2"),
-               "the v2 edit")
+    # same size, same second of mtime as the v1 the workers imported: a .pyc of v1 would pass
+    # for up to date, so this checks that edited code is compiled afresh
+    mark = len(server.log())
+    save(module, APP_SOURCE.format(version="v2"), mtime_ns=os.stat(module).st_mtime_ns + 1)
+    reported(server, "reloadme.py", mark)
+    wait_until(lambda: fetch(server) == (200, "v2"), message="the v2 edit")
+
     # a syntax error: the server stays up, reports the error, answers 500 with it
     # (until the old workers have drained, a request may still reach one of them)
+    mark = len(server.log())
+    save(module, APP_SOURCE.format(version="v3") + "\ndef broken(:\n")
+    reported(server, "reloadme.py", mark)
     broken = []
-    edit_until(module, APP_SOURCE.format(version="v3") + "\ndef broken(:\n",
-               lambda: broken.append(fetch(server)) or broken[-1][0] == 500, "the broken edit")
+    wait_until(lambda: broken.append(fetch(server)) or broken[-1][0] == 500, message="the 500")
     status, text = broken[-1]
     assert "SyntaxError" in text and "reloadme.py" in text
     assert "SyntaxError" in server.log()
     assert server.proc.poll() is None
-    edit_until(module, APP_SOURCE.format(version="v3"), lambda: fetch(server) == (200, "v3"),
-               "the fixing edit")
 
-    # --reload-exclude: skip_me.py is ignored; --reload-include: data.cfg is watched
-    reloads = len(re.findall(r"changed, reloading", server.log()))
+    mark = len(server.log())
+    save(module, APP_SOURCE.format(version="v3"))
+    reported(server, "reloadme.py", mark)
+    wait_until(lambda: fetch(server) == (200, "v3"), message="the fixing edit")
+
+    # --reload-exclude: skip_me.py is ignored; --reload-include: data.cfg is watched. Both are
+    # written in place; skip_me.py first, so if it were watched its line would come no later
+    # than data.cfg's (same batch or an earlier one).
+    mark = len(server.log())
     (src / "skip_me.py").write_text("x = 2\n")
-    edit_until(data, "a = 2\n",
-               lambda: len(re.findall(r"changed, reloading", server.log())) > reloads,
-               "a reload for data.cfg")
-    lines = re.findall(r"gworkers: (.*) changed, reloading", server.log())
-    assert any("data.cfg" in line for line in lines)
+    data.write_text("a = 2\n")
+    reported(server, "data.cfg", mark)
+    lines = re.findall(r"gworkers: (.*) changed, reloading", server.log()[mark:])
     assert not any("skip_me" in line for line in lines)
+    # the workers restart for data.cfg: a request meanwhile waits for them, it does not fail
     assert fetch(server) == (200, "v3")
+    # the workers wrote no bytecode of the app (see the v2 edit)
+    assert not (src / "__pycache__").exists()
