@@ -31,9 +31,16 @@ def test_reload_restarts_on_change_and_serves_syntax_errors(tmp_path, start_serv
     stamp = [os.stat(module).st_mtime]
 
     def change(source: str, until) -> None:
-        """Write ``source``; until ``until()`` holds, keep moving the mtime forward (Gunicorn's
-        polling reloader only sees a change after its first scan has recorded the file)."""
-        module.write_text(source)
+        """Save ``source``; until ``until()`` holds, keep moving the mtime forward (Gunicorn's
+        polling reloader only sees a change after its first scan has recorded the file).
+
+        Saved as editors do, to a temp file renamed over the module: every bump restarts the
+        worker, and one still restarting when an in-place write truncates the file imports an
+        empty module, a boot error that halts the arbiter.
+        """
+        tmp = module.with_name(f".{module.name}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, module)
 
         def check():
             stamp[0] += 1
@@ -57,9 +64,10 @@ def test_reload_restarts_on_change_and_serves_syntax_errors(tmp_path, start_serv
     assert "Worker reloading: " in server.log() and "reloadapp.py modified" in server.log()
     assert server.worker_pids() != first
 
-    change("async def app(scope, receive, send:\n    pass\n", lambda: body()[0] == 500)
-    status, text = body()
-    assert status == 500
+    answers = []
+    change("async def app(scope, receive, send:\n    pass\n",
+           lambda: answers.append(body()) or answers[-1][0] == 500)
+    status, text = answers[-1]
     assert "SyntaxError" in text and "reloadapp.py" in text  # the page names the error
 
     change(APP.format(version="v3"), lambda: body() == (200, "v3"))
