@@ -203,6 +203,10 @@ class Worker(_GunicornWorker):
         """Gunicorn's, except that with ``--reload`` a SyntaxError in the app is served as a 500
         page naming it (Gunicorn 23's page leaves the error line out), until the next change
         restarts the worker; the broken file is watched like the others."""
+        if self.cfg.reload:
+            # A .pyc passes for fresh while the source keeps its size and its mtime's second:
+            # an edit saved within the second of the last import would restart into old code.
+            sys.dont_write_bytecode = True
         try:
             self.wsgi = self.app.wsgi()
         except SyntaxError as exc:

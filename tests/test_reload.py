@@ -27,12 +27,15 @@ async def app(scope, receive, send):
 def test_reload_restarts_on_change_and_serves_syntax_errors(tmp_path, start_server, worker):
     module = tmp_path / "reloadapp.py"
     module.write_text(APP.format(version="v1"))
-    server = start_server(app="reloadapp:app", worker=worker, args=["--reload", "-w", "1"])
+    # bytecode is written as users have it (this sandbox sets PYTHONDONTWRITEBYTECODE)
+    server = start_server(app="reloadapp:app", worker=worker, args=["--reload", "-w", "1"],
+                          env={"PYTHONDONTWRITEBYTECODE": ""})
     stamp = [os.stat(module).st_mtime]
 
-    def change(source: str, until) -> None:
-        """Save ``source``; until ``until()`` holds, keep moving the mtime forward (Gunicorn's
-        polling reloader only sees a change after its first scan has recorded the file).
+    def change(source: str, until, step: float = 1.0) -> None:
+        """Save ``source`` with its mtime ``step`` seconds past the last one; until ``until()``
+        holds, keep moving it forward by ``step`` (Gunicorn's polling reloader only sees a
+        change after its first scan has recorded the file).
 
         Saved as editors do, to a temp file renamed over the module: every bump restarts the
         worker, and one still restarting when an in-place write truncates the file imports an
@@ -40,12 +43,16 @@ def test_reload_restarts_on_change_and_serves_syntax_errors(tmp_path, start_serv
         """
         tmp = module.with_name(f".{module.name}.tmp")
         tmp.write_text(source)
+        stamp[0] += step
+        os.utime(tmp, (stamp[0], stamp[0]))
         os.replace(tmp, module)
 
         def check():
-            stamp[0] += 1
+            if until():
+                return True
+            stamp[0] += step
             os.utime(module, (stamp[0], stamp[0]))
-            return until()
+            return False
 
         wait_until(check, timeout=30, interval=0.5, message="reload")
 
@@ -60,7 +67,9 @@ def test_reload_restarts_on_change_and_serves_syntax_errors(tmp_path, start_serv
     assert body() == (200, "v1")
     first = server.worker_pids()
 
-    change(APP.format(version="v2"), lambda: body() == (200, "v2"))
+    # same size, mtime within the same second as the v1 the worker imported (microsecond
+    # steps): a .pyc of v1 would pass for up to date, the new code must be compiled afresh
+    change(APP.format(version="v2"), lambda: body() == (200, "v2"), step=1e-6)
     assert "Worker reloading: " in server.log() and "reloadapp.py modified" in server.log()
     assert server.worker_pids() != first
 
@@ -71,3 +80,4 @@ def test_reload_restarts_on_change_and_serves_syntax_errors(tmp_path, start_serv
     assert "SyntaxError" in text and "reloadapp.py" in text  # the page names the error
 
     change(APP.format(version="v3"), lambda: body() == (200, "v3"))
+    assert not (tmp_path / "__pycache__").exists()  # the worker wrote no bytecode of the app
