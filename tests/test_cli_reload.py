@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 import httpx
 import pytest
@@ -130,3 +131,32 @@ def test_reload_follows_edits_and_survives_a_broken_import(start_cli, tmp_path, 
     assert fetch(server) == (200, "v3")
     # the workers wrote no bytecode of the app (see the v2 edit)
     assert not (src / "__pycache__").exists()
+
+
+@pytest.mark.parametrize("engine", ["watchfiles", "polling"])
+def test_an_edit_right_after_start_is_seen(tmp_path, engine):
+    """``Reloader.start()`` returns once edits count ("watching ..." is logged then): an edit
+    made at once is reported, no retry needed. Same path, other size: a polling snapshot
+    within the filesystem's timestamp granularity still sees it."""
+    from gworkers.reload import Reloader
+
+    path = tmp_path / "a.py"
+    path.write_text("x = 1\n")
+    seen: list[list] = []
+    reported_ = threading.Event()
+
+    def on_change(paths) -> None:
+        seen.append(paths)
+        reported_.set()
+
+    reloader = Reloader([str(tmp_path)], [], [], 0.05, on_change)
+    reloader.engine = engine
+    try:
+        assert reloader.start()
+        path.write_text("x = 22\n")
+        assert reported_.wait(20)
+    finally:
+        reloader.stop()
+        reloader.thread.join(5)
+    assert seen[0] == [path.resolve()]
+    assert not reloader.thread.is_alive()
