@@ -8,10 +8,17 @@ leaves out (syscalls, loopback TCP, epoll) is the same for every server.
     python -m bench.hotpath                          # all variants, plaintext/echo/pipe16, µs/request
     python -m bench.hotpath --variants gworkers --profile plaintext   # cProfile top functions
     python -m bench.hotpath --callgrind gworkers:plaintext            # instructions per request
+    python -m bench.hotpath --variants gworkers,gworkers-h11,uvicorn --workloads ws   # WebSocket echo
 
 ``--callgrind`` runs the variant under ``valgrind --tool=callgrind`` twice (N and 2N requests)
 and reports the difference per request: the instruction count of one request with start-up
 and imports cancelled out, which does not move when the machine is busy.
+
+The ``ws`` workload is WebSocket echo: 32 connections are upgraded once (outside the measured
+part), then each iteration feeds one masked 64-byte text frame per connection and runs the
+loop until every echo frame is written. A "request" is then one echoed message. ``gworkers``
+parses with websockets (``ws=websockets``), ``gworkers-h11`` with wsproto, ``uvicorn`` with
+websockets-sansio and ``uvicorn-h11`` with wsproto.
 """
 
 from __future__ import annotations
@@ -37,8 +44,20 @@ ECHO = (b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n"
         b"Content-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n" + b"b" * 4096)
 JSON = b"GET /json HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 STREAM = b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+WS_CONNS = 32
+WS_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def masked_text_frame(payload: bytes, key: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+    """A client's final text frame (FIN, opcode 1, masked; payload < 126 bytes)."""
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes((0x81, 0x80 | len(payload))) + key + masked
+
+
+WS_FRAME = masked_text_frame(b"m" * 64)
 WORKLOADS = {"plaintext": (GET, 1), "json": (JSON, 1), "echo": (ECHO, 1), "pipe16": (GET * 16, 16),
-             "stream": (STREAM, 1)}
+             "stream": (STREAM, 1), "ws": (WS_FRAME, 1)}
 
 
 class FakeTransport(asyncio.Transport):
@@ -86,16 +105,35 @@ class FakeTransport(asyncio.Transport):
     def set_write_buffer_limits(self, high=None, low=None) -> None:
         pass
 
+    def set_protocol(self, protocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self):
+        return self.protocol
+
+
+class WSTransport(FakeTransport):
+    """Counts the 101 answers while upgrading, then one per unfragmented text frame written."""
+
+    def write(self, data) -> None:
+        self.writes += 1
+        data = bytes(data)
+        self.counter[0] += data[:1] == b"\x81" or data.startswith(b"HTTP/1.1 101")
+
+    def writelines(self, parts) -> None:
+        for p in parts:
+            self.write(p)
+
 
 # ------------------------------------------------------------------------------------ variants
 
 
-def gworkers_factory(http: str):
+def gworkers_factory(http: str, ws: str):
     def make(loop, app):
         from gworkers.config import Config
         from gworkers.server import ServerState
 
-        state = ServerState(Config(http=http, loop="asyncio"), app, loop)
+        state = ServerState(Config(http=http, ws=ws, loop="asyncio"), app, loop)
         return state.protocol_factory
 
     return make
@@ -111,12 +149,12 @@ def limit_factory(loop, app, eager=True):
     return lambda: ls.ASGIHTTP(app, loop, eager, flusher)
 
 
-def uvicorn_factory(http: str):
+def uvicorn_factory(http: str, ws: str):
     def make(loop, app):
         from uvicorn.config import Config
         from uvicorn.server import ServerState
 
-        config = Config(app=app, http=http, lifespan="off", access_log=False, log_level="warning")
+        config = Config(app=app, http=http, ws=ws, lifespan="off", access_log=False, log_level="warning")
         config.load()
         state = ServerState()
         state.default_headers = [(b"date", email.utils.formatdate(usegmt=True).encode()), (b"server", b"uvicorn")]
@@ -127,12 +165,12 @@ def uvicorn_factory(http: str):
 
 
 VARIANTS = {
-    "gworkers": gworkers_factory("httptools"),
-    "gworkers-h11": gworkers_factory("h11"),
+    "gworkers": gworkers_factory("httptools", "websockets"),
+    "gworkers-h11": gworkers_factory("h11", "wsproto"),
     "limit-asgi": limit_factory,
     "limit-asgi-task": lambda loop, app: limit_factory(loop, app, eager=False),
-    "uvicorn": uvicorn_factory("httptools"),
-    "uvicorn-h11": uvicorn_factory("h11"),
+    "uvicorn": uvicorn_factory("httptools", "websockets-sansio"),
+    "uvicorn-h11": uvicorn_factory("h11", "wsproto"),
 }
 
 
@@ -148,17 +186,39 @@ def new_loop():
         return asyncio.new_event_loop()
 
 
-def setup(variant: str, loop):
+def setup(variant: str, loop, workload: str = "plaintext"):
     from bench.apps import app
 
     factory = VARIANTS[variant](loop, app)
     counter = [0]
+    if workload == "ws":
+        return loop.run_until_complete(upgrade_all(factory, counter)), counter
     protos = []
     for _ in range(CONNS):
         proto = factory()
         proto.connection_made(FakeTransport(counter))
         protos.append(proto)
     return protos, counter
+
+
+async def upgrade_all(factory, counter) -> list:
+    """WS_CONNS connections, each upgraded to WebSocket (its 101 written)."""
+    transports = []
+    for _ in range(WS_CONNS):
+        transport = WSTransport(counter)
+        transport.protocol = proto = factory()
+        proto.connection_made(transport)
+        proto.data_received(WS_UPGRADE)
+        transports.append(transport)
+    for _ in range(1000):
+        if counter[0] >= WS_CONNS:
+            break
+        await asyncio.sleep(0)
+    else:
+        raise RuntimeError(f"upgrades missing: {counter[0]} of {WS_CONNS}")
+    counter[0] = 0
+    # the upgrade swapped each transport's protocol: feed the WebSocket protocols directly
+    return [t.protocol for t in transports]
 
 
 async def drive(protos, counter, data: bytes, per_feed: int, iterations: int) -> int:
@@ -176,31 +236,42 @@ async def drive(protos, counter, data: bytes, per_feed: int, iterations: int) ->
     return target
 
 
+def teardown(protos, loop) -> None:
+    """Tell every protocol its connection is gone and let the app Tasks finish (WebSocket)."""
+    for proto in protos:
+        proto.connection_lost(None)
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=5))
+
+
 def measure(variant: str, workload: str, iterations: int) -> float:
     """µs of Python per request, this variant and workload, one fresh loop."""
     loop = new_loop()
     try:
-        protos, counter = setup(variant, loop)
+        protos, counter = setup(variant, loop, workload)
         data, per_feed = WORKLOADS[workload]
         loop.run_until_complete(drive(protos, counter, data, per_feed, 5))  # warm-up
         start = time.perf_counter()
         loop.run_until_complete(drive(protos, counter, data, per_feed, iterations))
         elapsed = time.perf_counter() - start
-        return elapsed * 1e6 / (iterations * per_feed * CONNS)
+        teardown(protos, loop)
+        return elapsed * 1e6 / (iterations * per_feed * len(protos))
     finally:
         loop.close()
 
 
-def profile(variant: str, workload: str, iterations: int) -> None:
+def profile(variant: str, workload: str, iterations: int, top: int = 25) -> None:
     loop = new_loop()
-    protos, counter = setup(variant, loop)
+    protos, counter = setup(variant, loop, workload)
     data, per_feed = WORKLOADS[workload]
     loop.run_until_complete(drive(protos, counter, data, per_feed, 5))
     prof = cProfile.Profile()
     prof.enable()
     loop.run_until_complete(drive(protos, counter, data, per_feed, iterations))
     prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    teardown(protos, loop)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
 
 
 def callgrind(spec: str, n: int) -> None:
@@ -218,8 +289,10 @@ def callgrind(spec: str, n: int) -> None:
                 raise SystemExit(f"callgrind failed: {res.stderr[-500:]}")
             counts.append(int(m.group(1)))
     per_feed = WORKLOADS[workload][1]
-    per_req = (counts[1] - counts[0]) / (n * per_feed * CONNS)
-    print(f"{variant}:{workload}: {per_req:,.0f} instructions per request")
+    conns = WS_CONNS if workload == "ws" else CONNS
+    per_req = (counts[1] - counts[0]) / (n * per_feed * conns)
+    unit = "message" if workload == "ws" else "request"
+    print(f"{variant}:{workload}: {per_req:,.0f} instructions per {unit}")
 
 
 def main(argv=None) -> int:
@@ -229,6 +302,7 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=100, help="feeds per connection per repeat")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--profile", metavar="WORKLOAD", help="cProfile the first variant on this workload")
+    ap.add_argument("--top", type=int, default=25, help="functions listed by --profile")
     ap.add_argument("--callgrind", metavar="VARIANT[:WORKLOAD]", help="instructions per request (valgrind)")
     ap.add_argument("--run-only", metavar="VARIANT:WORKLOAD", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -236,15 +310,16 @@ def main(argv=None) -> int:
     if args.run_only:
         variant, _, workload = args.run_only.partition(":")
         loop = new_loop()
-        protos, counter = setup(variant, loop)
+        protos, counter = setup(variant, loop, workload)
         data, per_feed = WORKLOADS[workload]
         loop.run_until_complete(drive(protos, counter, data, per_feed, args.iterations))
+        teardown(protos, loop)
         return 0
     if args.callgrind:
         callgrind(args.callgrind, max(args.iterations // 10, 5))
         return 0
     if args.profile:
-        profile(variants[0], args.profile, args.iterations * 3)
+        profile(variants[0], args.profile, args.iterations * 3, args.top)
         return 0
     workloads = args.workloads.split(",")
     results: dict = {}
@@ -255,7 +330,8 @@ def main(argv=None) -> int:
                     results.setdefault((v, w), []).append(measure(v, w, args.iterations))
                 except Exception as exc:  # noqa: BLE001 - a missing peer must not stop the others
                     results[(v, w)] = exc
-    print(f"in-process µs per request (median of {args.repeats}; {CONNS} connections)")
+    print(f"in-process µs per request (median of {args.repeats}; {CONNS} connections, ws: {WS_CONNS},"
+          " µs per echoed message)")
     print(f"{'variant':14}" + "".join(f"{w:>12}" for w in workloads))
     for v in variants:
         row = f"{v:14}"
