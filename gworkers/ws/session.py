@@ -229,13 +229,19 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             if type(data) is not bytes:
                 data = bytes(data)
             message = {"type": "websocket.receive", "bytes": data}
-        queue = self.queue
-        queue.append(message)
+        self.deliver(message)
+
+    def deliver(self, message: dict) -> None:
+        """A whole ``websocket.receive`` message, for the app."""
         waiter = self.waiter
         if waiter is not None:
+            # receive() is waiting, so the queue is empty: the message goes straight to it
             self.waiter = None
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(message)
+                return
+        queue = self.queue
+        queue.append(message)
         if len(queue) >= self.max_queue and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
@@ -275,7 +281,15 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             if self.disconnect is not None:
                 return self.disconnect
             waiter = self.waiter = self.loop.create_future()
-            await waiter
+            try:
+                message = await waiter  # a message from on_data, or None from _wake
+            except asyncio.CancelledError:
+                # cancelled after on_data handed a message over: keep it for the next receive()
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    queue.appendleft(waiter.result())
+                raise
+            if message is not None:
+                return message
 
     def _wake(self) -> None:
         waiter, self.waiter = self.waiter, None
