@@ -21,6 +21,7 @@ from websockets.server import ServerProtocol
 
 from ..errors import BadRequest
 from .framing import BINARY, TEXT, data_frame
+from .session import OPEN as _SESSION_OPEN
 
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
@@ -65,20 +66,24 @@ class WebsocketsEngine:
         proto = self.proto
         session = self.session
         proto.receive_data(data)
-        frames = proto.events_received()
-        for chunk in proto.data_to_send():  # auto-pongs, the echoed close, a failure's close
-            if chunk:  # b"" marks "end of stream": the session closes the TCP itself
-                session.write(chunk)
+        # events_received() and data_to_send() without the calls and the empty lists
+        frames = proto.events
+        if frames:
+            proto.events = []
+        if proto.writes:  # auto-pongs, the echoed close, a failure's close
+            self._flush()
         for frame in frames:
             op = frame.opcode
             if op is _TEXT:
                 if frame.fin:
+                    # a whole text message: websockets checked its size against ws_max_size
                     try:
                         text = frame.data.decode()
                     except UnicodeDecodeError:
                         self.fail(1007, "invalid UTF-8 in text message")
                         return
-                    session.on_data(text, True, True)
+                    if session.state is _SESSION_OPEN:
+                        session.deliver({"type": "websocket.receive", "text": text})
                 else:
                     self.text = True
                     self.decoder = _utf8_decoder()
@@ -126,7 +131,7 @@ class WebsocketsEngine:
 
     def _flush(self) -> None:
         for chunk in self.proto.data_to_send():
-            if chunk:
+            if chunk:  # b"" marks "end of stream": the session closes the TCP itself
                 self.session.write(chunk)
 
     # ------------------------------------------------------------------ outgoing
