@@ -13,6 +13,8 @@ _H16 = struct.Struct("!BBH").pack
 _H64 = struct.Struct("!BBQ").pack
 TEXT = 0x81  # FIN + text
 BINARY = 0x82  # FIN + binary
+# the 2-byte headers of final text frames with payloads of 0-125 bytes: one index, no packing
+SMALL_TEXT = tuple(bytes((TEXT, n)) for n in range(126))
 
 
 def data_frame(first: int, payload: bytes) -> bytes:

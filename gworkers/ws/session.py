@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import AppProtocolError, BadRequest, ClientDisconnected, ProtocolError
 from ..flow import WriteFlow, wake
 from ..http import wire
+from .framing import BINARY, SMALL_TEXT, TEXT, data_frame
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # How long the peer gets to answer our close frame (or to take our last bytes) before the TCP
@@ -155,6 +156,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         self.next_ping = 0.0
         self.ping_deadline = 0.0
         self.ping_payload = b""
+        self.plain = False  # no extension negotiated: send() frames text itself
         self.chunked = False
         self.response_head = b""
         self.task: asyncio.Task | None = None
@@ -311,12 +313,17 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
                 raise ClientDisconnected("the WebSocket is closed")
             text = message.get("text")
             if text is not None:
-                data = self.engine.send_text(text)
+                if self.plain:  # no extension: the frame is a header and the UTF-8
+                    data = text.encode()
+                    n = len(data)
+                    data = SMALL_TEXT[n] + data if n < 126 else data_frame(TEXT, data)
+                else:
+                    data = self.engine.send_text(text)
             else:
                 payload = message.get("bytes")
                 if payload is None:
                     raise AppProtocolError("websocket.send without text or bytes")
-                data = self.engine.send_bytes(payload)
+                data = data_frame(BINARY, payload) if self.plain else self.engine.send_bytes(payload)
             self.transport.write(data)
             if self.write_paused:
                 await self.drain()
@@ -405,6 +412,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             parts.append(b"%b: %b\r\n" % (name, value))
         parts.append(b"\r\n")
         self.transport.write(b"".join(parts))
+        self.plain = engine.extension_header is None
         self.state = OPEN
         engine.open()
         interval = self.config.ws_ping_interval
