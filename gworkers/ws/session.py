@@ -8,8 +8,14 @@ app's denial response, or 403), assembles messages from the engine's fragments, 
 performs the closing handshake: a close frame always precedes the TCP close.
 
 The engines (``websockets_impl``, ``wsproto_impl``) only frame: they push ``on_data``,
-``on_pong``, ``on_close`` and ``on_failed`` into the session and return frame bytes for
-``send_text``, ``send_bytes``, ``ping`` and ``close``.
+``on_pong``, ``on_close`` and ``on_failed`` into the session (or ``deliver``, a whole message
+whose size the engine already checked) and return frame bytes for ``send_text``,
+``send_bytes``, ``ping`` and ``close``. With no extension negotiated, ``send`` builds data
+frames itself (``framing``).
+
+Per echoed message the hot path is: ``data_received`` -> engine -> ``deliver`` resolves the
+future the app's ``receive()`` awaits with the message itself (no queue when the app is
+waiting) -> one Task step -> ``send`` writes one frame.
 """
 
 from __future__ import annotations

@@ -3,16 +3,26 @@ addition to the real-server tests, not instead of them)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from gworkers.config import Config
 from gworkers.errors import BadRequest
 from gworkers.ws import choose_engine
-from gworkers.ws.session import UpgradeRequired, accept_token, check_handshake, valid_close_code
+from gworkers.ws.session import (
+    OPEN,
+    UpgradeRequired,
+    WebSocketSession,
+    accept_token,
+    check_handshake,
+    valid_close_code,
+)
 from gworkers.ws.websockets_impl import WebsocketsEngine
 from gworkers.ws.wsproto_impl import WsprotoEngine
 
-from .frames import CLOSE, CONT, PING, TEXT, close_frame, frame
+from .frames import BINARY, CLOSE, CONT, PING, TEXT, close_frame, frame
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -75,6 +85,8 @@ def test_choose_engine():
 class Recorder:
     """Stands in for the session: records the engine's push calls and writes."""
 
+    state = OPEN
+
     def __init__(self):
         self.calls = []
         self.out = b""
@@ -82,6 +94,12 @@ class Recorder:
 
     def on_data(self, data, text, fin):
         self.calls.append(("data", data, text, fin))
+
+    def deliver(self, message):
+        # a whole message pushed past on_data: recorded as its one final fragment
+        text = message.get("text")
+        data, is_text = (text, True) if text is not None else (message["bytes"], False)
+        self.calls.append(("data", data, is_text, True))
 
     def on_pong(self, payload):
         self.calls.append(("pong", payload))
@@ -119,6 +137,12 @@ def test_engines_fragmented_text_with_ping(engine):
     assert session.out == b"\x8a\x01p"  # the pong, unmasked
 
 
+def test_engines_whole_messages(engine):
+    eng, session = engine
+    eng.feed(frame(TEXT, "né".encode()) + frame(BINARY, b"\x00\xff"))
+    assert session.calls == [("data", "né", True, True), ("data", b"\x00\xff", False, True)]
+
+
 def test_engines_peer_close_is_echoed(engine):
     eng, session = engine
     eng.feed(close_frame(4000, b"bye"))
@@ -146,3 +170,82 @@ def test_engines_outgoing_frames(engine):
     assert eng.send_bytes(b"\x00") == b"\x82\x01\x00"
     assert eng.ping(b"abcd") == b"\x89\x04abcd"
     assert eng.close(1000, "") == b"\x88\x02\x03\xe8"
+
+
+class Transport(asyncio.Transport):
+    """Keeps what the session writes; the session is fed by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = b""
+        self.closed = False
+
+    def write(self, data):
+        self.out += data
+
+    def close(self):
+        self.closed = True
+
+    def is_closing(self):
+        return self.closed
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+
+class Conn:
+    """The upgraded HTTP connection, as far as the session looks at it."""
+
+    accepting = True
+    read_paused = False
+
+    def __init__(self, server, transport):
+        self.server = server
+        self.transport = transport
+
+
+HANDSHAKE = {"type": "http", "method": "GET", "http_version": "1.1", "scheme": "http", "path": "/",
+             "headers": [(b"sec-websocket-key", KEY), (b"sec-websocket-version", b"13")]}
+
+
+@pytest.mark.parametrize("engine_name", ["websockets", "wsproto"])
+def test_session_cancelled_receive_keeps_the_handed_over_message(engine_name):
+    """on_data hands a message straight to the waiting receive(); if that receive is cancelled
+    before it runs (a wait_for timing out at that moment), the next receive() still gets it."""
+    from gworkers.server import ServerState
+
+    got = []
+    sessions = []
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        session = sessions[0]
+        first = asyncio.ensure_future(receive())
+        for _ in range(100):  # run the loop until the receive() waits for a message
+            if session.waiter is not None:
+                break
+            await asyncio.sleep(0)
+        session.data_received(frame(TEXT, b"one") + frame(TEXT, b"two"))
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            got.append(await first)
+        got.append(await receive())
+        got.append(await receive())
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        state = ServerState(Config(ws=engine_name), app, loop)
+        conn = Conn(state, transport)
+        session = WebSocketSession(conn, HANDSHAKE, choose_engine(engine_name)[0])
+        sessions.append(session)
+        session.start(b"")
+        await asyncio.wait_for(session.task, 10)
+
+    transport = Transport()
+    asyncio.run(main())
+    assert got == [{"type": "websocket.receive", "text": "one"}, {"type": "websocket.receive", "text": "two"}]
+    assert transport.out.startswith(b"HTTP/1.1 101 ")
