@@ -90,8 +90,15 @@ class WebsocketsEngine:
                     if not self._text_part(frame.data, False):
                         return
             elif op is _BINARY:
-                self.text = False
-                session.on_data(frame.data, False, frame.fin)
+                if frame.fin:  # a whole binary message, size checked by websockets
+                    if session.state is _SESSION_OPEN:
+                        payload = frame.data
+                        if type(payload) is not bytes:
+                            payload = bytes(payload)
+                        session.deliver({"type": "websocket.receive", "bytes": payload})
+                else:
+                    self.text = False
+                    session.on_data(frame.data, False, False)
             elif op is _CONT:
                 if self.text:
                     if not self._text_part(frame.data, frame.fin):
