@@ -8,7 +8,7 @@ leaves out (syscalls, loopback TCP, epoll) is the same for every server.
     python -m bench.hotpath                          # all variants, plaintext/echo/pipe16, µs/request
     python -m bench.hotpath --variants gworkers --profile plaintext   # cProfile top functions
     python -m bench.hotpath --callgrind gworkers:plaintext            # instructions per request
-    python -m bench.hotpath --variants gworkers,gworkers-h11,uvicorn --workloads ws   # WebSocket echo
+    python -m bench.hotpath --variants gworkers,gworkers-h11,uvicorn,gunicorn-asgi --workloads ws  # WebSocket echo
 
 ``--callgrind`` runs the variant under ``valgrind --tool=callgrind`` twice (N and 2N requests)
 and reports the difference per request: the instruction count of one request with start-up
@@ -18,7 +18,7 @@ The ``ws`` workload is WebSocket echo: 32 connections are upgraded once (outside
 part), then each iteration feeds one masked 64-byte text frame per connection and runs the
 loop until every echo frame is written. A "request" is then one echoed message. ``gworkers``
 parses with websockets (``ws=websockets``), ``gworkers-h11`` with wsproto, ``uvicorn`` with
-websockets-sansio and ``uvicorn-h11`` with wsproto.
+websockets-sansio, ``uvicorn-h11`` with wsproto, ``gunicorn-asgi`` with Gunicorn 27's own parser.
 """
 
 from __future__ import annotations
@@ -164,6 +164,22 @@ def uvicorn_factory(http: str, ws: str):
     return make
 
 
+def gunicorn_asgi_factory(loop, app):
+    """Gunicorn 27's ``-k asgi`` protocol on a stand-in for its worker object."""
+    from types import SimpleNamespace
+
+    from gunicorn.asgi.protocol import ASGIProtocol
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    cfg = Config()
+    cfg.set("accesslog", None)
+    cfg.set("asgi_lifespan", "off")
+    worker = SimpleNamespace(cfg=cfg, log=Logger(cfg), asgi=app, loop=loop, alive=True, nr=0, nr_conns=0,
+                             max_requests=sys.maxsize, state={})
+    return lambda: ASGIProtocol(worker)
+
+
 VARIANTS = {
     "gworkers": gworkers_factory("httptools", "websockets"),
     "gworkers-h11": gworkers_factory("h11", "wsproto"),
@@ -171,6 +187,7 @@ VARIANTS = {
     "limit-asgi-task": lambda loop, app: limit_factory(loop, app, eager=False),
     "uvicorn": uvicorn_factory("httptools", "websockets-sansio"),
     "uvicorn-h11": uvicorn_factory("h11", "wsproto"),
+    "gunicorn-asgi": gunicorn_asgi_factory,
 }
 
 
