@@ -237,7 +237,13 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             if type(data) is not bytes:
                 data = bytes(data)
             message = {"type": "websocket.receive", "bytes": data}
-        self.deliver(message)
+        waiter = self.waiter  # deliver(), inline: this is wsproto's path for every message
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(message)
+                return
+        self.enqueue(message)
 
     def deliver(self, message: dict) -> None:
         """A whole ``websocket.receive`` message, for the app."""
@@ -248,6 +254,9 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(message)
                 return
+        self.enqueue(message)
+
+    def enqueue(self, message: dict) -> None:
         queue = self.queue
         queue.append(message)
         if len(queue) >= self.max_queue and not self.read_paused:
