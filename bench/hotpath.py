@@ -300,8 +300,9 @@ def callgrind(spec: str, n: int) -> None:
             out = Path(tmp) / "cg.out"
             cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
                    "bench.hotpath", "--run-only", f"{variant}:{workload}", "--iterations", str(iters)]
-            # a fixed hash seed: the same dict/set layouts in both runs, so the count repeats exactly
-            env = dict(os.environ, PYTHONHASHSEED="0")
+            # a fixed hash seed: the same dict/set layouts in both runs, so the count repeats exactly;
+            # no .pyc written, or the first run alone would pay for compiling what changed
+            env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
             res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
             m = re.search(r"Collected : (\d+)", res.stderr)
             if not m:
