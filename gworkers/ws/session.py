@@ -237,13 +237,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             if type(data) is not bytes:
                 data = bytes(data)
             message = {"type": "websocket.receive", "bytes": data}
-        waiter = self.waiter  # deliver(), inline: this is wsproto's path for every message
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(message)
-                return
-        self.enqueue(message)
+        self.deliver(message)
 
     def deliver(self, message: dict) -> None:
         """A whole ``websocket.receive`` message, for the app."""
