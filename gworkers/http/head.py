@@ -17,6 +17,7 @@ from ..errors import (
     ProtocolError,
     VersionNotSupported,
 )
+from .wire import remember
 
 # Methods llhttp recognises; the pure-Python parser accepts any token, and check_head answers 501
 # for the rest, so both parsers agree. Request methods are case-sensitive (RFC 9110 9.1).
@@ -60,7 +61,8 @@ def check_transfer_encoding(values: list[bytes]) -> None:
 
 
 # Host values already found valid. A client sends the same Host on every request, so the
-# character scan below runs once per distinct value (bounded: junk cannot grow it).
+# character scan below runs once per distinct value (bounded: junk cannot grow it, and a full
+# cache starts over).
 _good_hosts: dict[bytes, bool] = {}
 
 
@@ -68,8 +70,7 @@ def check_host(host: bytes) -> None:
     if host in _good_hosts:
         return
     _check_host(host)
-    if len(_good_hosts) < 512:
-        _good_hosts[host] = True
+    remember(_good_hosts, host, True, 512)
 
 
 def _check_host(host: bytes) -> None:
@@ -129,8 +130,7 @@ _LENGTH_HEADS: dict[bytes, Head] = {}
 def _length_head(length: bytes) -> Head:
     head = Head()
     head.content_length = int(length)
-    if len(_LENGTH_HEADS) < 256:
-        _LENGTH_HEADS[length] = head
+    remember(_LENGTH_HEADS, length, head, 256)
     return head
 
 

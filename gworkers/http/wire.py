@@ -50,14 +50,17 @@ def check_header(name: bytes, value: bytes) -> None:
 # a header the app has sent before: (kind, the formatted line, the Content-Length value).
 PLAIN, LENGTH, CODING, CONNECTION, DEFAULT = range(5)
 _PAIRS_MAX = 2048
+# A response header line longer than this (a cookie, a token) is never cached: such values
+# rarely repeat, and a cache full of them would hold megabytes for nothing.
+_CACHED_LINE_MAX = 256
 
 
 def header_info(pair: object, names: set, cache: dict) -> tuple:
     """Validate one ``(name, value)`` response header and classify it (cached per pair).
 
     A header seen before costs a dict lookup; a new one is checked (token name, no control
-    characters in the value) and remembered while the cache is below its bound, so headers
-    that change every request (cookies, ETags) are still checked every time.
+    characters in the value) and remembered (short lines only; a full cache starts over), so
+    headers that change every request (cookies, ETags) are still checked every time.
     """
     try:
         name, value = pair  # type: ignore[misc]
@@ -79,9 +82,20 @@ def header_info(pair: object, names: set, cache: dict) -> tuple:
     else:
         kind = PLAIN
     info = (kind, b"%b: %b\r\n" % (name, value), length if kind == LENGTH else lname)
-    if len(cache) < _PAIRS_MAX and type(pair) is tuple:
-        cache[pair] = info
+    if type(pair) is tuple and len(info[1]) <= _CACHED_LINE_MAX:
+        remember(cache, pair, info, _PAIRS_MAX)
     return info
+
+
+def remember(cache: dict, key: object, value: object, bound: int) -> None:
+    """Cache ``value`` under ``key``; a full cache starts over.
+
+    Starting over (rather than refusing new entries) keeps a long-running worker caching what
+    it sends now, not only what it sent first; the bound caps the memory either way.
+    """
+    if len(cache) >= bound:
+        cache.clear()
+    cache[key] = value
 
 
 _NO_BODY_STATUS = frozenset((204, 304))
@@ -115,6 +129,7 @@ def response_head(status: object, headers: list | tuple, defaults: DefaultHeader
     length = None
     app_close = False
     overridden = None
+    small = True  # every line short enough to cache (see _CACHED_LINE_MAX)
     for pair in headers:
         try:
             info = cache.get(pair)
@@ -122,6 +137,7 @@ def response_head(status: object, headers: list | tuple, defaults: DefaultHeader
             info = None
         if info is None:
             info = header_info(pair, names, cache)
+            small = small and len(info[1]) <= _CACHED_LINE_MAX
         kind = info[0]
         if kind == PLAIN:
             lines.append(info[1])
@@ -146,8 +162,8 @@ def response_head(status: object, headers: list | tuple, defaults: DefaultHeader
         length = 0
     info = (line, b"".join(lines), length, chunked, app_close,
             frozenset(overridden) if overridden is not None else None)
-    if key is not None and len(defaults.heads) < _HEADS_MAX:
-        defaults.heads[key] = info
+    if key is not None and small:
+        remember(defaults.heads, key, info, _HEADS_MAX)
     return info
 
 

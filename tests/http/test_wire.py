@@ -70,3 +70,22 @@ def test_error_response():
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"connection: close\r\n" in data
     assert data.endswith(b"\r\n\r\nBad Request")
+
+
+def test_response_head_caches_stay_bounded_and_keep_caching():
+    """Heads that never repeat (an ETag per response) neither grow the caches past their bound
+    nor stop a head sent from then on from being cached; long lines (cookies) are not kept."""
+    defaults = wire.DefaultHeaders(True, True, ())
+    for n in range(5000):
+        wire.response_head(200, [(b"etag", b'"%d"' % n), (b"content-length", b"2")], defaults)
+    assert len(defaults.heads) <= wire._HEADS_MAX
+    assert len(defaults.pairs) <= wire._PAIRS_MAX
+    stable = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+    first = wire.response_head(200, stable, defaults)
+    assert defaults.heads[(200, *stable)] is first
+    cookie = (b"set-cookie", b"s=" + b"x" * 400)
+    line, lines, length, chunked, close, overridden = wire.response_head(200, [cookie], defaults)
+    assert lines == b"set-cookie: s=" + b"x" * 400 + b"\r\n" and chunked and length is None
+    assert cookie not in defaults.pairs and (200, cookie) not in defaults.heads
+    with pytest.raises(AppProtocolError):
+        wire.response_head(200, [(b"x-bad", b"a\r\nb")], defaults)
