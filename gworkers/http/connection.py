@@ -24,7 +24,6 @@ import array
 import asyncio
 import fcntl
 import termios
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -94,7 +93,9 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         self.parser: Any = None
         self.cycle: RequestCycle | None = None  # the request being answered
         self.reading: RequestCycle | None = None  # the request whose body is being parsed
-        self.pipeline: deque[RequestCycle] = deque()
+        # requests parsed ahead of the one being answered, at most PIPELINE_DEPTH: a list (56
+        # bytes empty) rather than a deque, whose first block is 0.6 KiB on every idle connection
+        self.pipeline: list[RequestCycle] = []
         self.out: list | None = None  # writes deferred to the end of this loop iteration
         self.out_size = 0
         self.write_paused = False
@@ -356,7 +357,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.resume_reading()
         self.cycle = None
         if self.pipeline:
-            nxt = self.pipeline.popleft()
+            nxt = self.pipeline.pop(0)
             if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
                 self.resume_reading()
             self.start(nxt)
