@@ -169,10 +169,6 @@ class ServerState:
         self.eager = sys.version_info >= (3, 12) and not config.reset_contextvars
 
     # ------------------------------------------------------------------ per request
-    def new_state(self) -> dict:
-        state = self.lifespan_state
-        return state.copy() if state else {}
-
     def extensions_for(self, transport: Any) -> dict:
         return connection_extensions(transport, self.server_cert)
 
