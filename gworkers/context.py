@@ -52,9 +52,12 @@ class AppCalls:
         """A request (or a WebSocket handshake) for ``max_requests``."""
         self.served += 1
         if self.max_requests and self.served >= self.max_requests:
-            callback, self.on_max_requests = self.on_max_requests, None
-            if callback is not None:
-                self.loop.call_soon(callback)
+            self.max_requests_reached()
+
+    def max_requests_reached(self) -> None:
+        callback, self.on_max_requests = self.on_max_requests, None
+        if callback is not None:
+            self.loop.call_soon(callback)
 
     def set_max_requests(self, count: int, callback: Callable[[], None]) -> None:
         self.max_requests = count

@@ -259,7 +259,10 @@ class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
             self.pipeline.append(stream)
             if len(self.pipeline) >= PIPELINE_DEPTH:
                 self.pause_reading()
-        self.calls.request_started()
+        calls = self.calls  # calls.request_started(), inline: it is every request
+        calls.served += 1
+        if calls.max_requests and calls.served >= calls.max_requests:
+            calls.max_requests_reached()
         return False
 
     def upgrade(self, scope: dict) -> bool:
@@ -336,7 +339,7 @@ class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
         if self.reading is cycle:
             # The app answered without reading the whole body: keep parsing and discard it
             # (reading may have paused on the unread buffer; nothing would ever resume it).
-            cycle.body = []
+            cycle.body = ()
             cycle.buffered = 0
             self.resume_reading()
         self.cycle = None
@@ -358,10 +361,11 @@ class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
         if self.eof:
             stream.eof = True  # the peer half-closed before this (pipelined) request began
         calls = self.calls
-        if calls.full():
+        # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
+        if calls.limit and calls.running >= calls.limit:
             self.refuse(stream)
             return
-        calls.started()
+        calls.running += 1
         context = self.context
         task = context.spawn(stream.run(self.app))
         if not context.eager or not task.done():
