@@ -21,6 +21,8 @@ PROG = "gworkers-run"
 
 # uvicorn spells this one "--ws-per-message-deflate BOOLEAN"; a bare flag means true here too.
 VALUED_BOOLS = {"ws_per_message_deflate"}
+# Options that may be given without a value, as Gunicorn's own ``--proxy-protocol`` (= auto).
+BARE_VALUES = {"proxy_protocol": "auto"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(*setting.flags, action="append", type=_type(setting, item=True),
                                 metavar=_metavar(setting), help=help_text, **common)
         else:
+            if setting.name in BARE_VALUES:
+                common.update(nargs="?", const=BARE_VALUES[setting.name])
             parser.add_argument(*setting.flags, type=_type(setting), metavar=_metavar(setting),
                                 help=help_text, **common)
     parser.add_argument("--version", action="version", version=version_line(),

@@ -29,6 +29,7 @@ from .config import Config
 from .http.connection import HTTPConnection
 from .http.extensions import HANDLERS as EXTENSION_HANDLERS
 from .http.extensions import connection_extensions
+from .http.proxy_stage import ProxyGate
 from .http.wire import DefaultHeaders
 from .proxy import ProxyTrust
 
@@ -115,8 +116,8 @@ class ServerState:
         "access", "app", "config", "connections", "defaults", "draining", "eager",
         "extension_handlers", "flusher", "full", "idle", "in_flight", "lifespan_state", "log",
         "loop", "max_connections", "max_requests", "on_full", "on_max_requests", "on_room",
-        "parser_class", "parser_note", "pending", "proxy", "resume_at", "server_cert", "spawn",
-        "total_requests", "websocket_upgrade", "ws_note",
+        "parser_class", "parser_note", "pending", "proxy", "proxy_gate", "resume_at",
+        "server_cert", "spawn", "total_requests", "websocket_upgrade", "ws_note",
     )
 
     def __init__(
@@ -136,6 +137,8 @@ class ServerState:
         self.connections: set[HTTPConnection] = set()
         self.parser_class, self.parser_note = choose_parser(config)
         self.proxy = ProxyTrust(config)
+        # PROXY protocol: None when off, so a connection checks one attribute and nothing else
+        self.proxy_gate = ProxyGate(config, self.log) if config.proxy_protocol != "off" else None
         self.lifespan_state = lifespan_state if lifespan_state is not None else {}
         self.total_requests = 0
         # app calls in progress (``limit_concurrency``): counted by the connection around each

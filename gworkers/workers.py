@@ -306,6 +306,11 @@ class Worker(_GunicornWorker):
         app = self._load_app()
         # Everything that can fail at boot is checked before the app's startup runs.
         ssl_context = None
+        if cfg.is_ssl and config.proxy_protocol != "off":
+            # the header comes before the TLS handshake, and asyncio's TLS transports cannot
+            # be handed the bytes already read past it
+            raise BootError("proxy_protocol cannot be used with TLS served by the worker "
+                            "(keyfile/certfile): terminate TLS in the proxy in front")
         if cfg.is_ssl:
             try:
                 ssl_context = ssl_context_for(cfg)

@@ -141,6 +141,8 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         self.extensions = server.extensions_for(transport)
         self.trusted = server.proxy.trusts(self.client)
         self.parser = server.parser_class(self, self.config)
+        if server.proxy_gate is not None:  # PROXY protocol: its header comes before any HTTP
+            self.parser = server.proxy_gate.stage(self, self.parser)
         now = self.loop.time()
         self.idle_deadline = self.head_deadline = now + (self.config.timeout_request_header or _OFF)
         if self.config.timeout_keep_alive <= 0:
