@@ -43,7 +43,6 @@ PP2_TYPE_CRC32C = 0x03
 PP2_TYPE_SSL = 0x20
 PP2_CLIENT_SSL = 0x01
 
-_DIGITS = frozenset(b"0123456789")
 _HEX6 = frozenset(b"0123456789abcdefABCDEF:.")
 
 
@@ -164,10 +163,15 @@ def _parse_v1(data: bytes) -> tuple[ProxyHeader, int] | None:
 
 
 def _ipv4(text: bytes) -> str:
-    parts = text.split(b".")
-    if len(parts) != 4 or not all(_decimal(p, 255) is not None for p in parts):
+    # canonical form is what inet_ntop gives back: four decimal numbers 0-255, no leading zeros
+    try:
+        value = text.decode("ascii")
+        canonical = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
+    except (UnicodeDecodeError, OSError):
+        canonical = None
+    if canonical != value:
         raise ProxyProtocolError("not an IPv4 address in canonical form")
-    return text.decode()
+    return value
 
 
 def _ipv6(text: bytes) -> str:
@@ -182,7 +186,8 @@ def _ipv6(text: bytes) -> str:
 
 def _decimal(text: bytes, top: int) -> int | None:
     """A decimal number without leading zeros, at most ``top``; None if not."""
-    if not text or len(text) > 5 or not set(text) <= _DIGITS or (len(text) > 1 and text[0] == 48):
+    # (bytes.isdigit is ASCII-only)
+    if not text.isdigit() or len(text) > 5 or (len(text) > 1 and text[0] == 48):
         return None
     value = int(text)
     return value if value <= top else None
