@@ -255,7 +255,8 @@ def test_tls_served_by_the_worker_refuses_to_boot(start_server, worker, tls_file
 
 
 def test_gworkers_run_options(start_cli):
-    server = start_cli([APP, "--port", "0", "--proxy-protocol", "--proxy-allow-ips", "127.0.0.1"])
+    # bare, before APP: the flag alone (as Gunicorn's, "auto"), not a mode named like the app
+    server = start_cli(["--port", "0", "--proxy-allow-ips", "127.0.0.1", "--proxy-protocol", APP])
     scope, _ = scope_after(server, V1_TCP4)
     assert scope["client"] == ["203.0.113.7", 56324]
     assert closed_silently(server, GET_CLOSE) == b""
