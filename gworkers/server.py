@@ -46,6 +46,7 @@ TICK = 1.0
 QUICK_GRACE = 0.3
 
 
+@functools.cache
 def _app_call_codes() -> frozenset:
     from .ws.session import WebSocketSession
 
