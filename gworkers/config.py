@@ -368,8 +368,9 @@ SETTINGS: dict[str, Setting] = {
           "Largest request body in bytes (413 past it); 0 = unlimited.",
           flags=("--limit-request-body",)),
         S("worker_connections", to_int, 1000,
-          "Open connections per worker at which it stops accepting (Gunicorn's "
-          "worker_connections); the rest wait in the backlog for a sibling. 0 = no cap.",
+          "Open connections per worker (Gunicorn's worker_connections): at the cap the oldest "
+          "idle one is closed for a new one; with all busy the worker stops accepting and the "
+          "rest wait in the backlog for a sibling. 0 = no cap.",
           flags=("--worker-connections",), gunicorn="worker_connections"),
         S("limit_concurrency", to_opt_int, None,
           "App calls in progress per worker past which a request gets 503; 0/None = no cap.",

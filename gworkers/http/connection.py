@@ -421,6 +421,8 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
                 log.error("ASGI app returned without completing the response")
         elif isinstance(exc, asyncio.CancelledError | ClientDisconnected) and cycle.disconnected:
             log.debug("ASGI app stopped: client disconnected")
+        elif isinstance(exc, asyncio.CancelledError) and self.server.draining:
+            log.debug("ASGI app call cancelled at the end of the drain")  # counted in its warning
         elif isinstance(exc, SystemExit | KeyboardInterrupt):
             pass  # the process is leaving (heartbeat abort): not the app's error
         else:
@@ -520,6 +522,15 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
                 self.body_deadline = now + (self.config.timeout_request_body or _OFF)
             else:
                 self.protocol_error(RequestTimeout("request body not received in time"))
+
+    def is_idle(self) -> bool:
+        """No request in progress: nothing of one received (a new connection that has sent
+        nothing, or a kept-alive one between requests) and no bytes waiting unread. Closing
+        such a connection loses nothing (RFC 9112 9.3: a client retries on a new one)."""
+        return (
+            self.cycle is None and self.reading is None and not self.closing and not self.closed
+            and not self.parser.in_head and not input_waiting(self.transport)
+        )
 
     def shutdown(self) -> None:
         """Graceful drain: no new request here; idle keep-alive connections close at once.
