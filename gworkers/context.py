@@ -19,6 +19,8 @@ from typing import Any, Protocol
 class ConnectionRegistry(Protocol):
     """The server's side of a connection's lifetime (``server.ServerState``)."""
 
+    draining: bool  # the worker is draining (an app call cancelled now is not an app error)
+
     def connection_made(self, conn: Any) -> None: ...
 
     def connection_lost(self, conn: Any) -> None: ...
@@ -69,7 +71,7 @@ class WorkerContext:
 
     __slots__ = (
         "access", "app", "calls", "config", "defaults", "eager", "extensions_for", "flusher",
-        "lifespan_state", "log", "loop", "parser_class", "proxy", "registry", "spawn",
+        "lifespan_state", "log", "loop", "parser_class", "proxy", "proxy_gate", "registry", "spawn",
         "websocket_upgrade",
     )
 

@@ -157,6 +157,8 @@ class HTTPStream:
                 log.error("ASGI app returned without completing the response")
         elif isinstance(exc, asyncio.CancelledError | ClientDisconnected) and self.disconnected:
             log.debug("ASGI app stopped: client disconnected")
+        elif isinstance(exc, asyncio.CancelledError) and self.context.registry.draining:
+            log.debug("ASGI app call cancelled at the end of the drain")  # counted in its warning
         elif isinstance(exc, SystemExit | KeyboardInterrupt):
             pass  # the process is leaving (heartbeat abort): not the app's error
         else:

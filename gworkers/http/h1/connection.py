@@ -140,6 +140,8 @@ class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
         self.extensions = context.extensions_for(transport)
         self.trusted = context.proxy.trusts(self.client)
         self.parser = context.parser_class(self, self.config)
+        if context.proxy_gate is not None:  # PROXY protocol: its header comes before any HTTP
+            self.parser = context.proxy_gate.stage(self, self.parser)
         now = self.loop.time()
         self.idle_deadline = self.head_deadline = now + (self.config.timeout_request_header or _OFF)
         if self.config.timeout_keep_alive <= 0:
@@ -440,6 +442,15 @@ class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
                 self.body_deadline = now + (self.config.timeout_request_body or _OFF)
             else:
                 self.protocol_error(RequestTimeout("request body not received in time"))
+
+    def is_idle(self) -> bool:
+        """No request in progress: nothing of one received (a new connection that has sent
+        nothing, or a kept-alive one between requests) and no bytes waiting unread. Closing
+        such a connection loses nothing (RFC 9112 9.3: a client retries on a new one)."""
+        return (
+            self.cycle is None and self.reading is None and not self.closing and not self.closed
+            and not self.parser.in_head and not input_waiting(self.transport)
+        )
 
     def shutdown(self) -> None:
         """Graceful drain: no new request here; idle keep-alive connections close at once.
