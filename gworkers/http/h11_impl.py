@@ -62,6 +62,10 @@ from .limits import Limits
 # lines for h11 and to find the target of a line that may be too long.
 _LINE3 = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+)")
 _LINE2 = re.compile(rb"([^ ]+) +([^ ]+)")
+# How a request target can begin (RFC 9112 3.2, as llhttp reads a URL's first bytes): a path,
+# an asterisk, or an absolute URI's scheme. A two-word line whose second word is none of these
+# (``GET HTTP/1.1``) lacks its target: a malformed line (400), not an HTTP/0.9 request (505).
+_TARGET_START = re.compile(rb"[/*]|[A-Za-z]+://")
 # Control bytes but HTAB, CR and LF (those are checked as line endings): h11's field-value rule
 # ``[^\x00\s]`` lets them through
 _CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -357,12 +361,15 @@ def _check_target(limits: Limits, line: bytes) -> None:
 def _request_line_for_h11(line: bytes) -> bytes:
     """A request line with runs of SP, as h11 reads it: single SP (RFC 9112 3 lets a recipient
     split on runs, llhttp does); two words as an explicit HTTP/0.9 line (check_head answers
-    505, as for llhttp). Anything else is left as is for h11 to refuse."""
+    505, as for llhttp) when the second word can begin a request target, else 400 (the target
+    is missing: ``GET HTTP/1.1``). Anything else is left as is for h11 to refuse."""
     match = _LINE3.fullmatch(line)
     if match is not None:
         return b" ".join(match.groups())
     match = _LINE2.fullmatch(line)
     if match is not None:
+        if _TARGET_START.match(match.group(2)) is None:
+            raise BadRequest("malformed request line: no request target")
         return b" ".join(match.groups()) + b" HTTP/0.9"
     return line
 
