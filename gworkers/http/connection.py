@@ -27,7 +27,6 @@ import termios
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    ClientDisconnected,
     ContentTooLarge,
     ProtocolError,
     RequestTimeout,
@@ -416,15 +415,17 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
     def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
         """500 if nothing was sent yet, else close: a half-sent response cannot be mended."""
         log = self.server.log
-        if exc is None:
-            if not cycle.disconnected:
-                log.error("ASGI app returned without completing the response")
-        elif isinstance(exc, asyncio.CancelledError | ClientDisconnected) and cycle.disconnected:
-            log.debug("ASGI app stopped: client disconnected")
+        if isinstance(exc, SystemExit | KeyboardInterrupt):
+            pass  # the process is leaving (heartbeat abort): not the app's error
+        elif cycle.disconnected:
+            # The client left first: whatever the app made of that (our ClientDisconnected,
+            # Starlette's ClientDisconnect, an OSError, a cancellation) is no app error.
+            log.debug("ASGI app stopped: client disconnected (%s)",
+                      "returned" if exc is None else type(exc).__name__)
+        elif exc is None:
+            log.error("ASGI app returned without completing the response")
         elif isinstance(exc, asyncio.CancelledError) and self.server.draining:
             log.debug("ASGI app call cancelled at the end of the drain")  # counted in its warning
-        elif isinstance(exc, SystemExit | KeyboardInterrupt):
-            pass  # the process is leaving (heartbeat abort): not the app's error
         else:
             log.error("Exception in ASGI application", exc_info=exc)
         if cycle.response_complete:
@@ -575,7 +576,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             out.append(data)
             self.out_size += len(data)
         if self.out_size > OUT_HIGH_WATER:
-            self.flush()
+            self.flush_over()
 
     def write_last(self, data: bytes) -> None:
         """The last bytes of a response: written at once when nothing else is pending or may
@@ -592,7 +593,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             out.append(data)
             self.out_size += len(data)
             if self.out_size > OUT_HIGH_WATER:
-                self.flush()
+                self.flush_over()
 
     def write_parts(self, parts: Any) -> None:
         """Several buffers of one message (a chunk's size line, data, CRLF) without copying.
@@ -607,6 +608,8 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
                 return
             if size > OUT_HIGH_WATER:
                 self.transport.writelines(parts)
+                if self.transport.is_closing():
+                    self.lost_while_writing()
                 return
             self.out = list(parts)
             self.out_size = size
@@ -615,7 +618,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             out.extend(parts)
             self.out_size += size
             if self.out_size > OUT_HIGH_WATER:
-                self.flush()
+                self.flush_over()
 
     def flush(self) -> None:
         out = self.out
@@ -629,6 +632,27 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         if self.closing and not self.closed:
             self.closed = True
             self.transport.close()
+
+    def flush_over(self) -> None:
+        """Past OUT_HIGH_WATER within one loop pass: write now, and notice a transport that
+        failed under us (see ``lost_while_writing``)."""
+        self.flush()
+        if not self.closed and self.transport.is_closing():
+            self.lost_while_writing()
+
+    def lost_while_writing(self) -> None:
+        """The transport failed on a write (the peer reset): ``connection_lost`` only comes on
+        a later loop pass, which an app sending without awaiting anything never reaches. Its
+        next send must fail now, as after ``connection_lost``, instead of writing into the void
+        for as long as it has data."""
+        if self.closed or self.closing:
+            return
+        self.closed = True
+        self.out = None
+        for cycle in (self.cycle, self.reading, *self.pipeline):
+            if cycle is not None:
+                cycle.feed_disconnect()
+        self.release_drain()
 
     def close(self) -> None:
         if self.closed or self.closing:

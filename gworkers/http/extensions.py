@@ -15,7 +15,7 @@ import os
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AppProtocolError
+from ..errors import AppProtocolError, ClientDisconnected
 from . import wire
 
 if TYPE_CHECKING:
@@ -149,8 +149,6 @@ def _check_started(cycle: RequestCycle, what: str) -> None:
     if cycle.response_complete:
         raise AppProtocolError(f"http.response.{what} after the response completed")
     if cycle.disconnected:
-        from ..errors import ClientDisconnected
-
         raise ClientDisconnected("client disconnected")
 
 
@@ -173,7 +171,16 @@ async def _send_file(conn: HTTPConnection, cycle: RequestCycle, file: Any, offse
     conn.write(head + prefix) if head or prefix else None
     sent = 0
     if count:
-        sent = await _stream(conn, file, offset, count)
+        try:
+            sent = await _stream(conn, file, offset, count)
+        except ConnectionError:  # reset or broken pipe from sendfile (asyncio's loop.sendfile)
+            sent = -1
+        if sent < count:
+            # The peer went away mid-body (a file shorter than promised raised already): the
+            # response cannot complete, and the app hears it as every send does (spec 2.4).
+            cycle.feed_disconnect()
+            conn.close()
+            raise ClientDisconnected("client disconnected during a file body")
         if cycle.access is not None:
             cycle.access.sent += sent  # for Gunicorn's access log (%(B)s) and post_request
     if suffix:
