@@ -79,8 +79,8 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         "client", "closed", "closing", "concurrency", "config", "cycle", "defaults",
         "drain_waiter", "eof", "extensions", "feeding", "head_deadline", "idle_deadline", "loop",
         "more_requests", "out", "out_size", "parser", "pending_error", "pipeline", "read_paused",
-        "reading", "requests", "scheme", "server", "sockname", "stepped", "task", "transport",
-        "trusted", "upgrade_to", "write_paused",
+        "reading", "requests", "scheme", "server", "sockname", "starting", "stepped", "task",
+        "transport", "trusted", "upgrade_to", "write_paused",
     )
 
     def __init__(self, server: ServerState) -> None:
@@ -118,6 +118,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         self.concurrency = server.config.limit_concurrency or 0
         self.task: asyncio.Task | None = None
         self.stepped = True  # False from start() until the request's Task first runs
+        self.starting = False  # inside start(): a finished response leaves the next to it
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
@@ -357,10 +358,9 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.resume_reading()
         self.cycle = None
         if self.pipeline:
-            nxt = self.pipeline.pop(0)
-            if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
-                self.resume_reading()
-            self.start(nxt)
+            if not self.starting:
+                self.start(self.next_pipelined())
+            # else: inside start(), whose loop starts the next one once this Task's step returns
         elif not self.accepting or self.eof:
             self.close()
         else:
@@ -368,19 +368,39 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.head_deadline = 0.0  # set by the sweep that first sees the next head begun
 
     # ------------------------------------------------------------------ running the app
+    def next_pipelined(self) -> RequestCycle:
+        nxt = self.pipeline.pop(0)
+        if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
+            self.resume_reading()
+        return nxt
+
     def start(self, cycle: RequestCycle) -> None:
-        self.cycle = cycle
+        """Run the app for ``cycle``, then for the pipelined requests it answered its way through.
+
+        An eagerly started Task (3.12+) can answer before ``spawn`` returns; its response_done
+        leaves the next pipelined request to this loop instead of starting it from inside the
+        Task, so a burst of pipelined requests is a loop here, not a recursion through nested
+        Task starts that overflows the stack after about a hundred requests.
+        """
         server = self.server
-        if self.concurrency and server.in_flight >= self.concurrency:
-            self.refuse(cycle)
-            return
-        server.in_flight += 1
-        self.stepped = False
-        task = server.spawn(self.run_asgi(cycle))
-        if not server.eager or not task.done():
-            # a strong reference while it runs (an eagerly started Task may already have
-            # finished and started the next pipelined request, whose Task this must not hide)
-            self.task = task
+        outer = self.starting
+        self.starting = True
+        try:
+            while True:
+                self.cycle = cycle
+                if self.concurrency and server.in_flight >= self.concurrency:
+                    self.refuse(cycle)
+                    return
+                server.in_flight += 1
+                self.stepped = False
+                task = server.spawn(self.run_asgi(cycle))
+                if not server.eager or not task.done():
+                    self.task = task  # a strong reference while it runs
+                if self.cycle is not None or not self.pipeline:
+                    return
+                cycle = self.next_pipelined()
+        finally:
+            self.starting = outer
 
     async def run_asgi(self, cycle: RequestCycle) -> None:
         self.stepped = True
