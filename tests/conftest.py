@@ -22,6 +22,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 WORKERS = ["gworkers.Worker", "gworkers.H11Worker"]
+# The `standard` extra installs uvloop and httptools on CPython only (pyproject's markers): there
+# gworkers.Worker must run on them; on PyPy it falls back to asyncio and h11, as documented.
+CPYTHON = sys.implementation.name == "cpython"
+PARSERS = ["httptools", "h11"] if CPYTHON else ["h11"]
 DEADLINE = 20.0
 # The console script, as users run it: a USR2 re-exec of "python -m gunicorn" would start Python
 # with gunicorn's own directory first on sys.path, where gunicorn/http shadows the stdlib's http.
