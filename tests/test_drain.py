@@ -81,31 +81,34 @@ def test_hup_new_clients_go_to_the_new_workers_while_old_ones_drain(tmp_path, st
     server, events = setup(tmp_path, start_server, worker, ["-w", "2", "--graceful-timeout", "60"])
     wait_until(lambda: len(live_workers(server)) == 2, message="two workers")
     old = set(live_workers(server))
-    held = server.connect(timeout=30)
-    held.sendall(b"GET /hold?a HTTP/1.1\r\nHost: x\r\n\r\n")
-    line = wait_until(lambda: next((e for e in read_events(events)
-                                    if e.startswith("started /hold?a ")), None), message="held")
-    busy = int(line.rsplit(" ", 1)[1])
-    mark = len(server.log())
-    server.signal(signal.SIGHUP)
-    server.wait_for_log(DRAINING.format(pid=busy), start=mark)
-    wait_until(lambda: len(booted(server, mark)) == 2, message="new workers booted")
-    new = set(booted(server, mark))
-    # the busy old worker still drains; every new client is served, by a new worker
-    with server.client(headers={"connection": "close"}) as client:
-        for _ in range(20):
-            response = client.get("/pid")
-            assert response.status_code == 200
-            assert int(response.text) in new
-    assert alive(busy)
-    (tmp_path / "release-a").write_text("")
-    answer = b""
-    while b"held a" not in answer:
-        chunk = held.recv(65536)
-        assert chunk, answer
-        answer += chunk
-    assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower()
-    held.close()
+    with server.connect(timeout=30) as held:
+        held.sendall(b"GET /hold?a HTTP/1.1\r\nHost: x\r\n\r\n")
+        line = wait_until(lambda: next((e for e in read_events(events)
+                                        if e.startswith("started /hold?a ")), None),
+                          message="held")
+        busy = int(line.rsplit(" ", 1)[1])
+        mark = len(server.log())
+        server.signal(signal.SIGHUP)
+        # every old worker has begun its drain (closed its listeners), the busy one and the
+        # idle one the arbiter stops once the new workers are up
+        for pid in old:
+            server.wait_for_log(DRAINING.format(pid=pid), start=mark)
+        wait_until(lambda: len(booted(server, mark)) == 2, message="new workers booted")
+        new = set(booted(server, mark))
+        # the busy old worker still drains; every new client is served, by a new worker
+        with server.client(headers={"connection": "close"}) as client:
+            for _ in range(20):
+                response = client.get("/pid")
+                assert response.status_code == 200
+                assert int(response.text) in new
+        assert alive(busy)
+        (tmp_path / "release-a").write_text("")
+        answer = b""
+        while b"held a" not in answer:
+            chunk = held.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower()
     wait_until(lambda: not any(alive(p) for p in old), message="old workers gone")
 
 
