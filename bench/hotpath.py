@@ -10,6 +10,9 @@ leaves out (syscalls, loopback TCP, epoll) is the same for every server.
     python -m bench.hotpath --callgrind gworkers:plaintext            # instructions per request
     python -m bench.hotpath --variants gworkers,gworkers-h11,uvicorn,gunicorn-asgi --workloads ws  # WebSocket echo
 
+``gworkers-lazy`` is ``gworkers`` with its request Tasks made by a plain ``create_task`` (the
+3.11 way) instead of started eagerly: on 3.12+ the two side by side show what eager Tasks save.
+
 ``--callgrind`` runs the variant under ``valgrind --tool=callgrind`` twice (N and 2N requests)
 and reports the difference per request: the instruction count of one request with start-up
 and imports cancelled out, which does not move when the machine is busy.
@@ -139,6 +142,19 @@ def gworkers_factory(http: str, ws: str):
     return make
 
 
+def gworkers_lazy_factory(loop, app):
+    """gworkers (httptools) with the request Task made by a plain ``create_task``, as on 3.11:
+    on 3.12+ the difference to ``gworkers`` is what starting the Task eagerly is worth."""
+    from gworkers.config import Config
+    from gworkers.server import ServerState
+
+    state = ServerState(Config(http="httptools", ws="websockets", loop="asyncio"), app, loop)
+    # WorkerContext is read-only for the server's own code; a benchmark may swap the spawner
+    object.__setattr__(state.context, "spawn", loop.create_task)
+    object.__setattr__(state.context, "eager", False)
+    return state.protocol_factory
+
+
 def limit_factory(loop, app, eager=True):
     path = Path(os.environ.get("BENCH_LIMIT_SERVER", "/work/shared/bench/limit_server.py"))
     spec = importlib.util.spec_from_file_location("limit_server", path)
@@ -183,6 +199,7 @@ def gunicorn_asgi_factory(loop, app):
 VARIANTS = {
     "gworkers": gworkers_factory("httptools", "websockets"),
     "gworkers-h11": gworkers_factory("h11", "wsproto"),
+    "gworkers-lazy": gworkers_lazy_factory,
     "limit-asgi": limit_factory,
     "limit-asgi-task": lambda loop, app: limit_factory(loop, app, eager=False),
     "uvicorn": uvicorn_factory("httptools", "websockets-sansio"),
