@@ -20,7 +20,6 @@ KNOWN_LONG_FUNCTIONS = {
     "gworkers.http.h1.h11_parser": {"_head"},
     "gworkers.http.h1.head": {"check_head"},
     "gworkers.proxy": {"apply"},
-    "gworkers.ws.session": {"send"},
 }
 KNOWN_LONG_MODULES = {"gworkers.config", "gworkers.embed", "gworkers.http.h1.connection",
                       "gworkers.ws.session"}
