@@ -61,10 +61,10 @@ class HttptoolsParser:
         "limits",
         "line",
         "max_line",
-        "quick_limit",
+        "safe_head_size",
         "messages",
         "method",
-        "notable",
+        "watched",
         "on_body",
         "parser",
         "read_messages",
@@ -91,7 +91,7 @@ class HttptoolsParser:
         self.headers: list = []
         # the fields head.read_request and the proxy check look at, collected while parsing so
         # neither walks every header again
-        self.notable: list = []
+        self.watched: list = []
         self.watch = watched_names(config)
         self.in_head = False
         self.head_size = 0  # the head as counted from the callbacks so far
@@ -103,7 +103,7 @@ class HttptoolsParser:
         self.done = False
         self.method: bytes | None = None  # a refused method still arriving
         limits = self.limits
-        self.quick_limit = min(
+        self.safe_head_size = min(
             limits.field_size - 2 if limits.field_size else 1 << 62,
             limits.head or 1 << 62,
             5 * limits.fields + _LINE_EXTRA if limits.fields else 1 << 62,
@@ -230,7 +230,7 @@ class HttptoolsParser:
         self.messages += 1
         self.url = b""
         self.headers = []
-        self.notable = []
+        self.watched = []
 
     def on_url(self, url: bytes) -> None:
         self.head_size += len(url)
@@ -249,12 +249,12 @@ class HttptoolsParser:
             headers = self.headers
             headers.append(field)
             if name in self.watch:
-                self.notable.append(field)
+                self.watched.append(field)
             size = self.head_size = self.head_size + len(name) + len(value) + 4
-            # The limits in one comparison: while the head so far is within ``quick_limit``
+            # The limits in one comparison: while the head so far is within ``safe_head_size``
             # no field can be too large, the head is not, and (each field adding at least 5
             # bytes) there are not too many fields. Past it, Limits checks each field exactly.
-            if size > self.quick_limit:
+            if size > self.safe_head_size:
                 limits = self.limits
                 limits.check_field(len(headers), name, value)
                 limits.check_head_size(size)
@@ -269,14 +269,14 @@ class HttptoolsParser:
         self.trailers = 0
         self.line = b""
         parser = self.parser
-        notable = self.notable
+        watched = self.watched
         # llhttp reads "GET /" as HTTP/0.9, which check_head answers 505, as the h11 adapter does
         self.upgraded = self.conn.on_request(
-            parser.get_method(), self.url, parser.get_http_version(), self.headers, notable
+            parser.get_method(), self.url, parser.get_http_version(), self.headers, watched
         )
-        if len(notable) > 1 and not self.upgraded:
+        if len(watched) > 1 and not self.upgraded:
             # on_request accepted the framing: a Transfer-Encoding field means a chunked body
-            for name, _ in notable:
+            for name, _ in watched:
                 if name == b"transfer-encoding":
                     state = self.read_state
                     if state == _BETWEEN or state == _IN_HEAD and self.messages == self.read_messages:
