@@ -40,7 +40,7 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
     # being shared between instances), and an idle connection is smaller.
     __slots__ = (
         "__weakref__", "accepting", "app", "body_deadline", "body_limit_left", "body_progress",
-        "calls", "client", "closed", "closing", "config", "context", "cycle", "defaults",
+        "answering", "calls", "client", "closed", "closing", "config", "context", "cycle", "defaults",
         "drain_waiter", "eof", "extensions", "flusher", "head_deadline", "held", "idle_deadline",
         "keep_alive", "loop", "more_requests", "out", "out_chunked", "out_size", "out_trailers",
         "parser", "parsing", "pending_error", "pipeline", "read_paused", "reading", "requests",
@@ -88,6 +88,7 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
         self.body_progress = 0
         self.body_limit_left: int | None = None  # chunked body bytes still allowed
         self.task: asyncio.Task | None = None
+        self.answering = False  # inside answer(): a finished response leaves the next to it
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
@@ -290,34 +291,53 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
             self.resume_reading()
         self.cycle = None
         if self.pipeline:
-            nxt = self.pipeline.pop(0)
-            if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
-                self.resume_reading()
-            self.answer(nxt)
+            if not self.answering:
+                self.answer(self.next_pipelined())
+            # else: inside answer(), whose loop answers the next one once this Task's step returns
         elif not self.accepting or self.eof:
             self.close()
         else:
             self.idle_deadline = self.loop.time() + self.config.timeout_keep_alive
             self.head_deadline = 0.0  # set by the sweep that first sees the next head begun
 
+    def next_pipelined(self) -> HTTPStream:
+        nxt = self.pipeline.pop(0)
+        if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
+            self.resume_reading()
+        return nxt
+
     def answer(self, stream: HTTPStream) -> None:
-        """Answer ``stream`` now: its app call becomes a Task (503 past limit_concurrency)."""
-        self.cycle = stream
-        self.held = None
-        if self.eof:
-            stream.eof = True  # the peer half-closed before this (pipelined) request began
-        calls = self.calls
-        # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
-        if calls.limit and calls.running >= calls.limit:
-            self.refuse(stream)
-            return
-        calls.running += 1
-        context = self.context
-        task = context.spawn(stream.run(self.app))
-        if not context.eager or not task.done():
-            # a strong reference while it runs (an eagerly started Task may already have
-            # finished and started the next pipelined request, whose Task this must not hide)
-            self.task = task
+        """Answer ``stream`` now (its app call becomes a Task; 503 past limit_concurrency), then
+        the pipelined requests an eagerly started Task answered its way through.
+
+        An eagerly started Task (3.12+) can finish its response before ``spawn`` returns; its
+        ``response_ended`` leaves the next pipelined request to this loop instead of answering
+        it from inside the Task, so a burst of pipelined requests is a loop here, not a
+        recursion through nested Task starts that overflows the stack after ~140 requests.
+        """
+        outer = self.answering
+        self.answering = True
+        try:
+            while True:
+                self.cycle = stream
+                self.held = None
+                if self.eof:
+                    stream.eof = True  # the peer half-closed before this (pipelined) request began
+                calls = self.calls
+                # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
+                if calls.limit and calls.running >= calls.limit:
+                    self.refuse(stream)
+                    return
+                calls.running += 1
+                context = self.context
+                task = context.spawn(stream.run(self.app))
+                if not context.eager or not task.done():
+                    self.task = task  # a strong reference while it runs
+                if self.cycle is not None or not self.pipeline:
+                    return
+                stream = self.next_pipelined()
+        finally:
+            self.answering = outer
 
     def refuse(self, stream: HTTPStream) -> None:
         """Past ``limit_concurrency``: 503 and close, without calling the app."""
