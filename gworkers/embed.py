@@ -32,7 +32,7 @@ from typing import Any
 from ._version import PROG, __version__
 from .config import SETTINGS, env_default
 from .errors import BOOT_ERROR, USAGE_ERROR, BootError, ConfigError
-from .listen import bind_socket
+from .listen import bind_socket, fd_listeners
 from .loading import load_app
 from .runlogging import apply_log_config, logger_class, read_log_config
 
@@ -124,34 +124,6 @@ def build_worker_class(base: type, kwargs: Mapping[str, Any]) -> type:
     name = f"{base.__module__}.{base.__qualname__}"
     return type(name, (base,), {"CONFIG_KWARGS": merged, "__module__": base.__module__,
                                 "__qualname__": name})
-
-
-def fd_listeners(cfg: Any, log: Any) -> list:
-    """Gunicorn's listeners for our ``fd://`` binds, each typed by its socket's real family.
-
-    Gunicorn reads an inherited fd's address through an AF_UNIX socket object: CPython reports
-    the address the kernel returns, but PyPy decodes it as a unix path, so there a TCP socket
-    became a unix listener named with garbage ("Listening at: unix:..." and a wrong
-    ``scope["server"]``). ``socket.socket(fileno=...)`` asks the kernel for the family on both.
-    An empty list leaves the binds to Gunicorn.
-    """
-    from gunicorn import sock as gsock
-
-    kinds = {socket.AF_INET: gsock.TCPSocket, socket.AF_INET6: gsock.TCP6Socket,
-             socket.AF_UNIX: gsock.UnixSocket}
-    found = []
-    for fd in cfg.address:
-        if not isinstance(fd, int):
-            return []
-        probe = socket.socket(fileno=fd)
-        try:
-            kind, name = kinds.get(probe.family), probe.getsockname()
-        finally:
-            probe.detach()
-        if kind is None:
-            return []
-        found.append((kind, name, fd))
-    return [kind(name, cfg, log, fd=fd) for kind, name, fd in found]
 
 
 def embedded_application(settings: Mapping[str, Any], app: Any, factory: bool,
