@@ -322,7 +322,8 @@ class HttptoolsParser:
         )
         if self.upgraded:
             return
-        if parser.should_upgrade():
+        if len(watched) > 2 and parser.should_upgrade():
+            # (an upgrade needs Host, Upgrade and Connection: most requests skip the call)
             # llhttp will stop at this head as if it had no body (the module docstring)
             self.untaken_body = _declared_body(watched)
             return
