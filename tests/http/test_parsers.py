@@ -52,23 +52,24 @@ class Recorder:
         self.upgraded: bytes | None = None
 
     def on_request(
-        self, method: bytes, target: bytes, version: str, headers: list, notable=None
+        self, method: bytes, target: bytes, version: str, headers: list, watched=None
     ) -> bool:
         # the same call HTTPConnection.on_request makes, with the fields the parser set aside
-        head, version, raw_path, query, headers = read_request(
-            method, target, version, headers, self.config.limit_request_body, notable
+        request = read_request(
+            method, target, version, headers, self.config.limit_request_body, watched
         )
+        raw_path = request.raw_path
         self.requests.append(
             {
                 "method": method,
                 "target": target,
                 "path": decode_path(raw_path),
                 "raw_path": raw_path,
-                "query_string": query,
-                "http_version": version,
-                "headers": headers,  # not a copy: an adapter must not change it later
+                "query_string": request.query_string,
+                "http_version": request.version,
+                "headers": request.headers,  # not a copy: an adapter must not change it later
                 "body": b"",
-                "keep_alive": head.keep_alive,
+                "keep_alive": request.head.keep_alive,
             }
         )
         self.complete.append(False)
