@@ -1,10 +1,10 @@
 """Per-request parse cost of the parser adapters, sans-IO, with a connection that does nothing.
 
-    python bench/parse_cost.py [--against OLD_h11_impl.py] [--rounds N]
+    python bench/parse_cost.py [--against OLD_h11_parser.py] [--rounds N]
 
 Feeds a 7-header GET, a 1 KiB chunked POST, a 4 KiB Content-Length POST and a Content-Length 0
 POST (the head alone) whole through H11Parser and HttptoolsParser (and through the H11Parser
-of another ``h11_impl.py`` with ``--against``, e.g. one taken from git history), interleaved over
+of another ``h11_parser.py`` with ``--against``, e.g. one taken from git history), interleaved over
 rounds; prints the best time per request. The box may be loaded: the minimum is the figure.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gworkers.config import Config  # noqa: E402
-from gworkers.http.h11_impl import H11Parser  # noqa: E402
+from gworkers.http.h1.h11_parser import H11Parser  # noqa: E402
 
 
 class Null:
@@ -61,7 +61,7 @@ REQUESTS = {
 
 def main() -> None:
     args = argparse.ArgumentParser()
-    args.add_argument("--against", help="another h11_impl.py to compare with")
+    args.add_argument("--against", help="another h11_parser.py to compare with")
     args.add_argument("--rounds", type=int, default=15)
     opts = args.parse_args()
     config = Config()
@@ -73,7 +73,7 @@ def main() -> None:
         spec.loader.exec_module(module)
         parsers["against"] = module.H11Parser(Null(), config)
     try:
-        from gworkers.http.httptools_impl import HttptoolsParser
+        from gworkers.http.h1.httptools_parser import HttptoolsParser
 
         parsers["httptools"] = HttptoolsParser(Null(), config)
     except ImportError:

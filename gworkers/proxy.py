@@ -22,7 +22,7 @@ import ipaddress
 import re
 from typing import Any
 
-from .http.head import decode_path
+from .http.target import decode_path
 
 _SCHEMES = {"http": ("http", "ws"), "https": ("https", "wss"), "ws": ("http", "ws"),
             "wss": ("https", "wss")}

@@ -1,8 +1,9 @@
 """Serves the listening sockets of one worker process.
 
-``ServerState`` is what every connection shares: the config, the app, the default header block
-(refreshed once a second with the Date), the write flusher, the connection registry and the
-request counters. ``Server`` starts listening on sockets it is handed (it does not own them:
+``ServerState`` builds the ``WorkerContext`` every connection reads (config, app, default header
+block refreshed once a second with the Date, write flusher, parser, counters) and keeps the
+connection registry: accept/shed at the ``worker_connections`` cap, the once-a-second tick, and
+knowing when a drain is done. ``Server`` starts listening on sockets it is handed (it does not own them:
 Gunicorn does), drains on shutdown and reports when the worker should stop.
 
 Listening uses a duplicate of each of Gunicorn's sockets, so that "stop accepting" (at the
@@ -26,32 +27,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import Config
-from .http.connection import HTTPConnection
-from .http.extensions import HANDLERS as EXTENSION_HANDLERS
+from .context import AppCalls, WorkerContext
 from .http.extensions import connection_extensions
-from .http.wire import DefaultHeaders
+from .http.fields import DefaultHeaders
+from .http.h1 import choose_parser
+from .http.h1.connection import HTTPConnection
+from .http.h1.flusher import Flusher
 from .proxy import ProxyTrust
+from .ws import make_upgrader
 
 TICK = 1.0
 # Seconds a quick exit (SIGINT/SIGQUIT) leaves for close frames and final writes to leave.
 QUICK_GRACE = 0.3
-
-
-def choose_parser(config: Config) -> tuple[type, str]:
-    """The parser adapter class, and a note when ``auto`` had to fall back."""
-    if config.http in ("auto", "httptools"):
-        try:
-            from .http.httptools_impl import HttptoolsParser
-        except ImportError:
-            if config.http == "httptools":
-                raise
-            from .http.h11_impl import H11Parser
-
-            return H11Parser, "httptools is not installed: using h11"
-        return HttptoolsParser, ""
-    from .http.h11_impl import H11Parser
-
-    return H11Parser, ""
 
 
 def task_factory(loop: asyncio.AbstractEventLoop, fresh_context: bool) -> Callable[[Any], Any]:
@@ -67,56 +54,12 @@ def task_factory(loop: asyncio.AbstractEventLoop, fresh_context: bool) -> Callab
     return loop.create_task
 
 
-class Flusher:
-    """Defers each connection's writes to the end of the loop iteration.
-
-    Responses produced in one pass of the loop (pipelined requests, many connections) leave in
-    one ``writelines`` per connection instead of one syscall per message.
-    """
-
-    __slots__ = ("call_soon", "pending", "scheduled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.call_soon = loop.call_soon
-        self.pending: list[HTTPConnection] = []
-        self.scheduled = False
-
-    def add(self, conn: HTTPConnection) -> None:
-        self.pending.append(conn)
-        if not self.scheduled:
-            self.scheduled = True
-            self.call_soon(self.run)
-
-    def run(self) -> None:
-        """Write what each connection has pending, with one exception.
-
-        While pipelined requests are answered one Task after the other, the next request's
-        Task has been created but has not run yet (``stepped`` is False): its connection's
-        bytes wait one more pass, so all the responses of a pipelined burst leave in one
-        write. As soon as a request's app has run once (and may now wait on something slow),
-        what is pending is written.
-        """
-        self.scheduled = False
-        pending, self.pending = self.pending, []
-        for conn in pending:
-            if not conn.stepped and conn.cycle is not None and not conn.closing and conn.out is not None:
-                self.pending.append(conn)
-            else:
-                conn.flush()
-        if self.pending and not self.scheduled:
-            self.scheduled = True
-            self.call_soon(self.run)
-
-
 class ServerState:
-    # Slots: connections read it on every request (past 30 attributes an instance dict is no
-    # longer shared, and every access is slower).
+    """The connection registry of one worker, and the ``context`` its connections read."""
+
     __slots__ = (
-        "access", "app", "config", "connections", "defaults", "draining", "eager",
-        "extension_handlers", "flusher", "full", "idle", "in_flight", "lifespan_state", "log",
-        "loop", "max_connections", "max_requests", "on_full", "on_max_requests", "on_room",
-        "parser_class", "parser_note", "pending", "proxy", "resume_at", "server_cert", "spawn",
-        "total_requests", "websocket_upgrade", "ws_note",
+        "connections", "context", "defaults", "draining", "full", "idle", "log", "loop",
+        "max_connections", "on_full", "on_room", "parser_note", "pending", "resume_at", "ws_note",
     )
 
     def __init__(
@@ -126,29 +69,37 @@ class ServerState:
         loop: asyncio.AbstractEventLoop,
         log: Any = None,
         lifespan_state: dict | None = None,
+        access: Any = None,
+        server_cert: str | None = None,
     ) -> None:
-        self.config = config
-        self.app = app
+        """``access``: Gunicorn's log.access / statsd / pre_request / post_request bridge
+        (``accesslog.AccessBridge``), None unless someone reads it; ``server_cert``: PEM, for
+        the TLS scope extension."""
         self.loop = loop
-        self.log = log or logging.getLogger("gunicorn.error")
+        self.log = log = log or logging.getLogger("gunicorn.error")
         self.defaults = DefaultHeaders(config.server_header, config.date_header, config.headers)
-        self.flusher = Flusher(loop)
-        self.connections: set[HTTPConnection] = set()
-        self.parser_class, self.parser_note = choose_parser(config)
-        self.proxy = ProxyTrust(config)
-        self.lifespan_state = lifespan_state if lifespan_state is not None else {}
-        self.total_requests = 0
-        # app calls in progress (``limit_concurrency``): counted by the connection around each
-        # HTTP app call; a WebSocket session that wants to count adds and removes itself.
-        self.in_flight = 0
-        self.max_requests = 0  # 0 = no limit
-        self.on_max_requests: Callable[[], None] | None = None
-        self.websocket_upgrade: Callable[..., bool] | None = None
-        self.extension_handlers: dict[str, Callable] = dict(EXTENSION_HANDLERS)
-        self.server_cert: str | None = None  # PEM, for the TLS scope extension
-        # Gunicorn's log.access / statsd / pre_request / post_request bridge
-        # (accesslog.AccessBridge); None unless someone reads it.
-        self.access: Any = None
+        parser_class, self.parser_note = choose_parser(config)
+        # ws = none still gets an upgrader: it refuses the handshake cleanly (400)
+        websocket_upgrade, self.ws_note = make_upgrader(config)
+        self.context = WorkerContext(
+            access=access,
+            app=app,
+            calls=AppCalls(loop, config.limit_concurrency or 0),
+            config=config,
+            defaults=self.defaults,
+            eager=sys.version_info >= (3, 12) and not config.reset_contextvars,
+            extensions_for=functools.partial(connection_extensions, server_cert=server_cert),
+            flusher=Flusher(loop),
+            lifespan_state=lifespan_state if lifespan_state is not None else {},
+            log=log,
+            loop=loop,
+            parser_class=parser_class,
+            proxy=ProxyTrust(config),
+            registry=self,
+            spawn=task_factory(loop, config.reset_contextvars),
+            websocket_upgrade=websocket_upgrade,
+        )
+        self.connections: set[Any] = set()
         # worker_connections: at this many open connections the server stops accepting.
         self.max_connections = 0  # 0 = no cap
         self.resume_at = 0
@@ -159,40 +110,8 @@ class ServerState:
         # Protocols created but not yet connected (asyncio creates them a loop iteration after
         # accept(); TLS connects them after the handshake): a drain must wait for them too.
         self.pending: weakref.WeakSet = weakref.WeakSet()
-        from .ws import make_upgrader
-
-        # ws = none still gets an upgrader: it refuses the handshake cleanly (400)
-        self.websocket_upgrade, self.ws_note = make_upgrader(self)
         self.idle = asyncio.Event()
         self.idle.set()
-        self.spawn = task_factory(loop, config.reset_contextvars)
-        self.eager = sys.version_info >= (3, 12) and not config.reset_contextvars
-
-    # ------------------------------------------------------------------ per request
-    def extensions_for(self, transport: Any) -> dict:
-        return connection_extensions(transport, self.server_cert)
-
-    def request_started(self) -> None:
-        """A request (or a WebSocket handshake: Gunicorn counts those too) for ``max_requests``.
-
-        ``HTTPConnection.on_request`` counts inline; this is the same for everyone else.
-        """
-        self.total_requests += 1
-        if self.max_requests and self.total_requests >= self.max_requests:
-            self.max_requests_reached()
-
-    upgrade_started = request_started
-
-    def max_requests_reached(self) -> None:
-        callback, self.on_max_requests = self.on_max_requests, None
-        if callback is not None:
-            self.loop.call_soon(callback)
-
-    def request_finished(self, cycle: Any) -> None:
-        """A response is complete: Gunicorn's access log and post_request hook, when on;
-        ``in_flight`` is not counted here."""
-        if self.access is not None:
-            self.access.finish(cycle)
 
     # ------------------------------------------------------------------ connections
     def set_max_connections(self, cap: int) -> None:
@@ -232,7 +151,7 @@ class ServerState:
 
     def protocol_factory(self) -> HTTPConnection:
         """A new accepted connection: counted from here for ``worker_connections``."""
-        conn = HTTPConnection(self)
+        conn = HTTPConnection(self.context)
         pending = self.pending
         pending.add(conn)
         self.idle.clear()
@@ -274,7 +193,7 @@ class Server:
         loop = self.state.loop
         self.accepting = True
         # A TLS handshake is part of getting the request head: same deadline (asyncio's is 60 s).
-        tls = {"ssl_handshake_timeout": self.state.config.timeout_request_header or None}
+        tls = {"ssl_handshake_timeout": self.state.context.config.timeout_request_header or None}
         for sock in self.sockets:
             # The asyncio server closes the socket it serves when it is closed: hand it a
             # duplicate so Gunicorn's socket (and the kernel backlog behind it) stays open.

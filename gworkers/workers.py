@@ -312,27 +312,24 @@ class Worker(_GunicornWorker):
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise BootError(f"cannot build the TLS context: {exc}") from None
         lifespan = Lifespan(app, config.lifespan if self.interface != "wsgi" else "off", self.log)
-        state = ServerState(config, app, self.loop, self.log, lifespan.state)
-        if ssl_context is not None:
-            state.server_cert = _first_pem(cfg.certfile)
+        access = build_bridge(self, cfg, self.log, access_log_enabled(cfg, self.log))
+        server_cert = _first_pem(cfg.certfile) if ssl_context is not None else None
+        state = ServerState(config, app, self.loop, self.log, lifespan.state, access, server_cert)
         notes = self.fallback_notes + [n for n in (state.parser_note, state.ws_note) if n]
         if notes:
             self.log.info("gworkers: %s", "; ".join(notes))
         self.log.info(
             "gworkers: %s loop, %s parser, %s app",
             "uvloop" if type(self.loop).__module__.startswith("uvloop") else "asyncio",
-            state.parser_class.__module__.rsplit(".", 1)[-1].removesuffix("_impl"),
+            state.context.parser_class.__module__.rsplit(".", 1)[-1].removesuffix("_parser"),
             self.interface,
         )
         # the resolved settings, for an operator checking what CONFIG_KWARGS or the CLI did
         self.log.debug("gworkers: %r", config)
         await lifespan.startup()
         if self.max_requests and self.max_requests < sys.maxsize:
-            state.max_requests = self.max_requests
-            state.on_max_requests = self._on_max_requests
+            state.context.calls.set_max_requests(self.max_requests, self._on_max_requests)
         state.set_max_connections(config.worker_connections)
-        state.access = build_bridge(self, cfg, self.log, access_log_enabled(cfg, self.log))
-        self.state = state
         server = self.server = Server(state)
         await server.start(
             [getattr(s, "sock", s) for s in self.sockets], backlog=cfg.backlog, ssl_context=ssl_context

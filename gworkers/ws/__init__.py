@@ -1,7 +1,7 @@
 """WebSocket support: one ASGI session (``session.py``) over two sans-IO engines.
 
 ``choose_engine`` picks the engine for the ``ws`` setting; ``make_upgrader`` returns the callable
-``ServerState.websocket_upgrade`` that the HTTP connection calls for ``Upgrade: websocket``.
+``WorkerContext.websocket_upgrade`` that the HTTP connection calls for ``Upgrade: websocket``.
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ def choose_engine(kind: str) -> tuple[type | None, str]:
     return WsprotoEngine, note
 
 
-def make_upgrader(server: Any) -> tuple[Any, str]:
-    """``(conn, scope, head) -> True``: the connection hands its transport to a new session."""
+def make_upgrader(config: Any) -> tuple[Any, str]:
+    """``(context, scope, draining) -> session``: the session an ``Upgrade: websocket`` request
+    is handed to (``ws = none`` still gets one: it refuses the handshake cleanly, 400)."""
     from .session import WebSocketSession
 
-    engine, note = choose_engine(server.config.ws)
+    engine, note = choose_engine(config.ws)
 
-    def upgrade(conn: Any, scope: dict, head: Any) -> bool:
-        session = conn.upgrade_to = WebSocketSession(conn, scope, engine)
-        # the worker is already draining: close with 1012 as soon as the app accepts
-        session.shutting_down = not conn.accepting
-        return True
+    def upgrade(context: Any, scope: dict, draining: bool) -> WebSocketSession:
+        return WebSocketSession(context, scope, engine, draining)
 
     return upgrade, note

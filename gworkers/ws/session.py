@@ -1,7 +1,7 @@
 """The ONE ASGI WebSocket session, whichever engine frames the bytes.
 
-The HTTP connection hands its transport over (``transport.set_protocol``) with the bytes that
-followed the request head; from then on this protocol owns the transport. It validates the
+The HTTP connection hands its transport over (``transport.set_protocol``, reading paused) with
+the bytes that followed the request head; from then on this protocol owns the transport. It validates the
 opening handshake (400/426 before the app is called), runs the app, writes the 101 (or the
 app's denial response, or 403), assembles messages from the engine's fragments, enforces
 ``ws_max_size`` and ``ws_max_queue``, pings the peer from the server's once-a-second tick, and
@@ -27,12 +27,12 @@ import contextvars
 import hashlib
 import os
 from collections import deque
-from http import HTTPStatus
 from typing import Any
 
 from ..errors import AppProtocolError, BadRequest, ClientDisconnected, ProtocolError
 from ..flow import WriteFlow, wake
-from ..http import wire
+from ..http.fields import check_header
+from ..http.h1 import wire
 from .framing import BINARY, SMALL_TEXT, TEXT, data_frame
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -112,14 +112,13 @@ def accept_token(key: bytes) -> bytes:
 
 
 class WebSocketSession(WriteFlow, asyncio.Protocol):
-    def __init__(self, conn: Any, http_scope: dict, engine_class: type | None) -> None:
-        server = conn.server
-        self.conn = conn
-        self.server = server
-        self.config = config = server.config
-        self.loop = server.loop
-        self.app = server.app
-        self.transport: Any = conn.transport
+    def __init__(self, context: Any, http_scope: dict, engine_class: type | None,
+                 draining: bool = False) -> None:
+        self.context = context
+        self.config = config = context.config
+        self.loop = context.loop
+        self.app = context.app
+        self.transport: Any = None
         self.refusal: ProtocolError | None = None
         self.engine: Any = None
         key, subprotocols = b"", []
@@ -158,7 +157,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         self.closing = False  # the TCP close was asked for; nothing more is written or read
         self.deadline = 0.0  # abort the transport past this (CLOSING, or CLOSED and unflushed)
         self.early = b""  # bytes received before the app accepted
-        self.shutting_down = False
+        self.shutting_down = draining  # close with 1012 as soon as the app accepts
         self.next_ping = 0.0
         self.ping_deadline = 0.0
         self.ping_payload = b""
@@ -168,18 +167,18 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         self.task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ taking over
-    def start(self, rest: bytes) -> None:
-        """The transport is ours (the connection called ``set_protocol``): run the app."""
+    def start(self, transport: Any, rest: bytes) -> None:
+        """The transport is ours (the connection called ``set_protocol``, reading paused):
+        run the app."""
+        self.transport = transport
         refusal = self.refusal
         if refusal is not None:
-            self.server.log.debug("WebSocket handshake refused: %s", refusal)
+            self.context.log.debug("WebSocket handshake refused: %s", refusal)
             extra = b"sec-websocket-version: 13\r\n" if refusal.status == 426 else b""
             self.write(self.error_bytes(refusal.status, str(refusal), extra))
             self.close_transport()
             return
         self.early = rest
-        if not self.conn.read_paused:
-            self.transport.pause_reading()
         self.read_paused = True
         if self.config.reset_contextvars:
             self.task = self.loop.create_task(self.run_asgi(), context=contextvars.Context())
@@ -205,7 +204,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             self.disconnect = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         self._wake()
         self.release_drain()
-        self.server.connection_lost(self)
+        self.context.registry.connection_lost(self)
 
     # ------------------------------------------------------------------ from the engine
     def on_data(self, data: Any, text: bool, fin: bool) -> None:
@@ -271,7 +270,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
     def on_failed(self, code: int, reason: str) -> None:
         """A protocol error: the engine sent the close frame naming it; close the TCP."""
         if self.state is OPEN:
-            self.server.log.debug("WebSocket protocol error (%s): %s", code, reason)
+            self.context.log.debug("WebSocket protocol error (%s): %s", code, reason)
         self.set_disconnect(code, reason)
         self.state = CLOSED
         self.close_transport()
@@ -400,7 +399,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
     def accept(self, subprotocol: str | None, headers: Any) -> None:
         parts = [
             b"HTTP/1.1 101 Switching Protocols\r\n",
-            self.server.defaults.block,
+            self.context.defaults.block,
             b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
             accept_token(self.key),
             b"\r\n",
@@ -414,7 +413,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
                 raise AppProtocolError(f"invalid subprotocol {subprotocol!r}")
             parts.append(b"sec-websocket-protocol: %b\r\n" % raw)
         for name, value in headers:
-            wire.check_header(name, value)
+            check_header(name, value)
             lname = name.lower()
             if lname in _OWN_HEADERS or subprotocol is not None and lname == b"sec-websocket-protocol":
                 continue
@@ -442,10 +441,10 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         status = message["status"]
         if type(status) is not int or status < 200 or status == 101:
             raise AppProtocolError(f"invalid denial response status {status!r}")
-        parts = [wire.status_line(status), self.server.defaults.block]
+        parts = [wire.status_line(status), self.context.defaults.block]
         length = False
         for name, value in message.get("headers") or ():
-            wire.check_header(name, value)
+            check_header(name, value)
             lname = name.lower()
             if lname == b"content-length":
                 length = True
@@ -460,10 +459,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         self.state = RESPONDING
 
     def error_bytes(self, status: int, message: str = "", extra: bytes = b"") -> bytes:
-        body = (message or HTTPStatus(status).phrase).encode("utf-8", "replace")
-        return b"%b%b%bcontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%b" % (
-            wire.status_line(status), self.server.defaults.block, extra, len(body), body,
-        )
+        return wire.error_reply(status, message, self.context.defaults.block, extra)
 
     # ------------------------------------------------------------------ running the app
     async def run_asgi(self) -> None:
@@ -478,7 +474,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
 
     def app_failed(self, exc: BaseException) -> None:
         global _failure_logged
-        log = self.server.log
+        log = self.context.log
         state = self.state
         if state is CONNECTING:
             # Often an app that serves HTTP only: one traceback, then one line each time.
@@ -507,7 +503,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         if state is OPEN:
             self.start_close(1000, "")
         elif state is CONNECTING:
-            self.server.log.error("WebSocket app returned without accepting or closing; "
+            self.context.log.error("WebSocket app returned without accepting or closing; "
                                   "answered 500")
             self.state = CLOSED
             self.write(self.error_bytes(500))

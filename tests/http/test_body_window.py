@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from gworkers.config import Config
-from gworkers.http.connection import HTTPConnection
+from gworkers.http.h1.connection import HTTPConnection
 from gworkers.server import ServerState
 
 
@@ -63,7 +63,7 @@ def test_body_window_restarts_when_reading_resumes(http):
     loop.time = lambda: clock[0]  # the test's clock: ticks are check_timeouts(now) calls
     try:
         state = ServerState(Config(timeout_request_body=1, http=http), waiting_app, loop)
-        conn = HTTPConnection(state)
+        conn = HTTPConnection(state.context)
         transport = Transport()
         transport.protocol = conn
         conn.connection_made(transport)

@@ -1,4 +1,4 @@
-"""The shared connection (gworkers/http/connection.py): keep-alive, pipelining, flow control on
+"""The shared connection (gworkers/http/h1/connection.py): keep-alive, pipelining, flow control on
 pipelined requests, half-closed peers. Real Gunicorn, both workers, raw sockets."""
 
 from __future__ import annotations

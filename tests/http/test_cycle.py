@@ -1,4 +1,4 @@
-"""The shared ASGI request/response cycle (gworkers/http/cycle.py) on both real workers.
+"""The shared ASGI request/response stream (gworkers/http/stream.py) on both real workers.
 
 Raw sockets where the bytes matter (framing, 100-continue, Content-Length accounting), httpx
 where only the result does. Every test runs under ``gworkers.Worker`` and ``gworkers.H11Worker``.
@@ -273,16 +273,16 @@ def test_server_and_date_headers(start_server, worker):
 DATE_COUNTER = """
 import time
 from gworkers import Worker
-from gworkers.http import wire
+from gworkers.http import fields
 
 CALLS = [0]
-_real = wire.http_date
+_real = fields.http_date
 
 def counted():
     CALLS[0] += 1
     return _real()
 
-wire.http_date = counted
+fields.http_date = counted
 
 async def app(scope, receive, send):
     if scope["type"] != "http":

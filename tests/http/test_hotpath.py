@@ -8,7 +8,8 @@ import json
 import pytest
 
 from gworkers.errors import AppProtocolError
-from gworkers.http import wire
+from gworkers.http import fields as wire
+from gworkers.http.h1.wire import field_lines
 
 
 def read_responses(sock, count: int) -> list[tuple[bytes, bytes]]:
@@ -58,12 +59,14 @@ def test_pipelined_answer_not_held_by_a_slow_next_request(start_server, worker):
 def test_header_info_checks_then_caches():
     cache: dict = {}
     names = {b"server", b"date"}
-    kind, line, length = wire.header_info((b"Content-Length", b"12"), names, cache)
-    assert (kind, line, length) == (wire.LENGTH, b"Content-Length: 12\r\n", 12)
+    kind, name, length = wire.header_info((b"Content-Length", b"12"), names, cache)
+    assert (kind, name, length) == (wire.LENGTH, b"content-length", 12)
+    assert field_lines([(b"Content-Length", b"12")]) == b"Content-Length: 12\r\n"
     assert cache[(b"Content-Length", b"12")][0] == wire.LENGTH
     assert wire.header_info((b"Server", b"me"), names, cache)[0] == wire.DEFAULT
     # a list pair is checked and used, but cannot be a dict key
-    assert wire.header_info([b"x-a", b"b"], names, cache)[1] == b"x-a: b\r\n"
+    assert wire.header_info([b"x-a", b"b"], names, cache)[1] == b"x-a"
+    assert field_lines([[b"x-a", b"b"]]) == b"x-a: b\r\n"
     assert len(cache) == 2
     for bad in [(b"x-evil", b"a\r\nset-cookie: 1"), (b"bad name", b"v"), (b"x", "str"),
                 (b"a", b"b", b"c"), (b"content-length", b"12a")]:

@@ -12,12 +12,13 @@ import pytest
 
 from gworkers.config import Config
 from gworkers.errors import ProtocolError
-from gworkers.http.h11_impl import H11Parser
-from gworkers.http.head import decode_path, read_request
+from gworkers.http.h1.h11_parser import H11Parser
+from gworkers.http.h1.head import read_request
+from gworkers.http.target import decode_path
 from tests.corpus import CorpusError, decode, load
 
 try:
-    from gworkers.http.httptools_impl import HttptoolsParser
+    from gworkers.http.h1.httptools_parser import HttptoolsParser
 except ImportError:  # pragma: no cover - PyPy
     HttptoolsParser = None
 

@@ -1,12 +1,13 @@
-"""Response bytes (gworkers/http/wire.py), sans-IO: status lines, header checks, chunk framing,
-the cached default header block."""
+"""Response bytes and fields, sans-IO: status lines and chunk framing (gworkers/http/h1/wire.py),
+header checks and the cached default header block and heads (gworkers/http/fields.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from gworkers.errors import AppProtocolError
-from gworkers.http import wire
+from gworkers.http import fields
+from gworkers.http.h1 import wire
 
 
 def test_status_lines():
@@ -34,12 +35,12 @@ def test_status_lines():
 ])
 def test_check_header_refuses_splitting(name, value):
     with pytest.raises(AppProtocolError):
-        wire.check_header(name, value)
+        fields.check_header(name, value)
 
 
 def test_check_header_accepts_valid():
-    wire.check_header(b"x-ok", b"tab\there, obs-text \xe9, quotes \"x\"")
-    wire.check_header(b"X-Ok!#$%&'*+-.^_`|~", b"")
+    fields.check_header(b"x-ok", b"tab\there, obs-text \xe9, quotes \"x\"")
+    fields.check_header(b"X-Ok!#$%&'*+-.^_`|~", b"")
 
 
 def test_chunk_framing():
@@ -49,7 +50,7 @@ def test_chunk_framing():
 
 
 def test_default_headers_cached_until_refresh():
-    defaults = wire.DefaultHeaders(True, True, ((b"x-team", b"web"),))
+    defaults = fields.DefaultHeaders(True, True, ((b"x-team", b"web"),))
     block = defaults.block
     assert block.startswith(b"server: gworkers\r\ndate: ")
     assert block.endswith(b"x-team: web\r\n")
@@ -60,13 +61,13 @@ def test_default_headers_cached_until_refresh():
 
 
 def test_default_headers_off():
-    defaults = wire.DefaultHeaders(False, False, ())
+    defaults = fields.DefaultHeaders(False, False, ())
     assert defaults.block == b""
     assert defaults.names == set()
 
 
 def test_error_response():
-    data = wire.error_response(400)
+    data = wire.error_reply(400)
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"connection: close\r\n" in data
     assert data.endswith(b"\r\n\r\nBad Request")
@@ -75,17 +76,18 @@ def test_error_response():
 def test_response_head_caches_stay_bounded_and_keep_caching():
     """Heads that never repeat (an ETag per response) neither grow the caches past their bound
     nor stop a head sent from then on from being cached; long lines (cookies) are not kept."""
-    defaults = wire.DefaultHeaders(True, True, ())
+    defaults = fields.DefaultHeaders(True, True, ())
     for n in range(5000):
-        wire.response_head(200, [(b"etag", b'"%d"' % n), (b"content-length", b"2")], defaults)
-    assert len(defaults.heads) <= wire._HEADS_MAX
-    assert len(defaults.pairs) <= wire._PAIRS_MAX
+        fields.response_head(200, [(b"etag", b'"%d"' % n), (b"content-length", b"2")], defaults)
+    assert len(defaults.heads) <= fields._HEADS_MAX
+    assert len(defaults.pairs) <= fields._PAIRS_MAX
     stable = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
-    first = wire.response_head(200, stable, defaults)
+    first = fields.response_head(200, stable, defaults)
     assert defaults.heads[(200, *stable)] is first
     cookie = (b"set-cookie", b"s=" + b"x" * 400)
-    line, lines, length, chunked, close, overridden = wire.response_head(200, [cookie], defaults)
-    assert lines == b"set-cookie: s=" + b"x" * 400 + b"\r\n" and chunked and length is None
+    head = fields.response_head(200, [cookie], defaults)
+    lines = wire.field_lines(head.headers)
+    assert lines == b"set-cookie: s=" + b"x" * 400 + b"\r\n" and head.length is None
     assert cookie not in defaults.pairs and (200, cookie) not in defaults.heads
     with pytest.raises(AppProtocolError):
-        wire.response_head(200, [(b"x-bad", b"a\r\nb")], defaults)
+        fields.response_head(200, [(b"x-bad", b"a\r\nb")], defaults)

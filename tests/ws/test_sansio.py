@@ -196,17 +196,6 @@ class Transport(asyncio.Transport):
         pass
 
 
-class Conn:
-    """The upgraded HTTP connection, as far as the session looks at it."""
-
-    accepting = True
-    read_paused = False
-
-    def __init__(self, server, transport):
-        self.server = server
-        self.transport = transport
-
-
 HANDSHAKE = {"type": "http", "method": "GET", "http_version": "1.1", "scheme": "http", "path": "/",
              "headers": [(b"sec-websocket-key", KEY), (b"sec-websocket-version", b"13")]}
 
@@ -239,10 +228,9 @@ def test_session_cancelled_receive_keeps_the_handed_over_message(engine_name):
     async def main():
         loop = asyncio.get_running_loop()
         state = ServerState(Config(ws=engine_name), app, loop)
-        conn = Conn(state, transport)
-        session = WebSocketSession(conn, HANDSHAKE, choose_engine(engine_name)[0])
+        session = WebSocketSession(state.context, HANDSHAKE, choose_engine(engine_name)[0])
         sessions.append(session)
-        session.start(b"")
+        session.start(transport, b"")
         await asyncio.wait_for(session.task, 10)
 
     transport = Transport()

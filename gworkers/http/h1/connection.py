@@ -1,9 +1,10 @@
-"""The shared HTTP/1.1 connection: one asyncio.Protocol for both parser adapters.
+"""The HTTP/1.1 connection: one asyncio.Protocol for both parser adapters.
 
-It owns the transport (and is the only thing that closes it), keeps requests in order
-(pipelining), applies flow control both ways, answers protocol errors, and hands WebSocket
-upgrades over. The parser adapters push three calls into it -- ``on_request``, ``on_body``,
-``on_complete`` -- and raise ``ProtocolError`` for everything else.
+It owns the transport until a WebSocket session takes it over, keeps requests in order
+(pipelining: one ``HTTPStream`` per request, answered one at a time), applies flow control both
+ways, answers protocol errors, and hands WebSocket upgrades over. The parser adapters push three
+calls into it -- ``on_request``, ``on_body``, ``on_complete`` -- and raise ``ProtocolError`` for
+everything else. It is the ``ResponseSink`` of the stream being answered (``writer.py``).
 
 Timers are not armed per request: the server sweeps its connections once a second and each one
 compares the deadlines it keeps (``check_timeouts``). No deadline is moved by the arrival of
@@ -24,28 +25,20 @@ import array
 import asyncio
 import fcntl
 import termios
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import (
-    ClientDisconnected,
-    ContentTooLarge,
-    ProtocolError,
-    RequestTimeout,
-    ServiceUnavailable,
-)
-from ..flow import WriteFlow
+from ...context import WorkerContext
+from ...errors import ContentTooLarge, ProtocolError, RequestTimeout, ServiceUnavailable
+from ...flow import WriteFlow
+from ..extensions import with_trailers
+from ..stream import AWAITING_START, DONE, HTTPStream
+from ..target import decode_path
 from . import wire
-from .cycle import RequestCycle
-from .extensions import with_trailers
-from .head import METHODS, PLAIN_HEAD, decode_path, read_request
-
-if TYPE_CHECKING:
-    from ..server import ServerState
+from .head import METHODS, PLAIN_HEAD, read_request
+from .writer import ResponseWriter
 
 # Buffered request body (per request) past which reading pauses until the app receives.
 BODY_HIGH_WATER = 64 * 1024
-# Pending response bytes past which the deferred write is flushed at once.
-OUT_HIGH_WATER = 64 * 1024
 # Seconds a connection accepted just before a drain has to send its first request.
 DRAIN_GRACE = 1.0
 # Requests parsed ahead of the one being answered before reading pauses.
@@ -71,33 +64,41 @@ def input_waiting(transport: Any) -> bool:
     return count[0] > 0
 
 
-class HTTPConnection(WriteFlow, asyncio.Protocol):
+class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
     # Slots: every attribute access on the hot path is a fixed offset (a dict of 40 keys stops
     # being shared between instances), and an idle connection is smaller.
     __slots__ = (
         "__weakref__", "accepting", "app", "body_deadline", "body_limit_left", "body_progress",
-        "client", "closed", "closing", "concurrency", "config", "cycle", "defaults",
-        "drain_waiter", "eof", "extensions", "feeding", "head_deadline", "idle_deadline", "loop",
-        "more_requests", "out", "out_size", "parser", "pending_error", "pipeline", "read_paused",
-        "reading", "requests", "scheme", "server", "sockname", "stepped", "task", "transport",
-        "trusted", "upgrade_to", "write_paused",
+        "calls", "client", "closed", "closing", "config", "context", "cycle", "defaults",
+        "drain_waiter", "eof", "extensions", "flusher", "head_deadline", "held", "idle_deadline",
+        "keep_alive", "loop", "more_requests", "out", "out_chunked", "out_size", "out_trailers",
+        "parser", "parsing", "pending_error", "pipeline", "read_paused", "reading", "requests",
+        "scheme", "sockname", "task", "transport", "trusted", "upgrade_to", "write_paused",
     )
 
-    def __init__(self, server: ServerState) -> None:
-        self.server = server
-        self.config = server.config
-        self.loop = server.loop
-        self.app = server.app
-        self.defaults = server.defaults
+    def __init__(self, context: WorkerContext) -> None:
+        self.context = context
+        self.config = context.config
+        self.loop = context.loop
+        self.app = context.app
+        self.defaults = context.defaults
+        self.flusher = context.flusher
+        self.calls = context.calls
         self.transport: Any = None
         self.parser: Any = None
-        self.cycle: RequestCycle | None = None  # the request being answered
-        self.reading: RequestCycle | None = None  # the request whose body is being parsed
+        self.cycle: HTTPStream | None = None  # the request being answered
+        self.reading: HTTPStream | None = None  # the request whose body is being parsed
         # requests parsed ahead of the one being answered, at most PIPELINE_DEPTH: a list (56
         # bytes empty) rather than a deque, whose first block is 0.6 KiB on every idle connection
-        self.pipeline: list[RequestCycle] = []
+        self.pipeline: list[HTTPStream] = []
         self.out: list | None = None  # writes deferred to the end of this loop iteration
         self.out_size = 0
+        # the response being written (ResponseWriter): its head until the first body bytes
+        # (None: not started), whether the connection stays open after it, its framing
+        self.held: bytes | None = None
+        self.keep_alive = True
+        self.out_chunked = False
+        self.out_trailers = False
         self.write_paused = False
         self.read_paused = False
         self.drain_waiter: asyncio.Future | None = None
@@ -115,19 +116,17 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         self.body_deadline = 0.0
         self.body_progress = 0
         self.body_limit_left: int | None = None  # chunked body bytes still allowed
-        self.concurrency = server.config.limit_concurrency or 0
         self.task: asyncio.Task | None = None
-        self.stepped = True  # False from start() until the request's Task first runs
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
         self.eof = False  # the peer half-closed: no request will follow
-        self.feeding = False  # inside data_received: more requests of this read may follow
+        self.parsing = False  # inside data_received: more requests of this read may follow
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        server = self.server
+        context = self.context
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         if isinstance(peer, tuple):
@@ -138,23 +137,23 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             self.sockname = (sock, None)
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
-        self.extensions = server.extensions_for(transport)
-        self.trusted = server.proxy.trusts(self.client)
-        self.parser = server.parser_class(self, self.config)
+        self.extensions = context.extensions_for(transport)
+        self.trusted = context.proxy.trusts(self.client)
+        self.parser = context.parser_class(self, self.config)
         now = self.loop.time()
         self.idle_deadline = self.head_deadline = now + (self.config.timeout_request_header or _OFF)
         if self.config.timeout_keep_alive <= 0:
             self.accepting = False  # Gunicorn's keepalive = 0: one request per connection
-        server.connection_made(self)
+        context.registry.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        self.feeding = True
+        self.parsing = True
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
             self.protocol_error(exc)
         finally:
-            self.feeding = False
+            self.parsing = False
 
     def eof_received(self) -> bool | None:
         """The peer will send nothing more; it may still read the answers to what it sent.
@@ -175,15 +174,13 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             reading = self.reading
             if reading is not None:
                 self.reading = None
-                reading.feed_disconnect()
+                reading.on_disconnect()
                 if reading is not self.cycle:
                     try:
                         self.pipeline.remove(reading)
                     except ValueError:
                         pass
-            cycle = self.cycle
-            if cycle.waiter is not None:
-                cycle._wake()
+            self.cycle.on_eof()
         # TLS transports close themselves on EOF whatever we answer (and warn if we say True).
         return self.scheme != "https"
 
@@ -192,10 +189,10 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         self.out = None
         for cycle in (self.cycle, self.reading, *self.pipeline):
             if cycle is not None:
-                cycle.feed_disconnect()
+                cycle.on_disconnect()
         self.pipeline.clear()
         self.release_drain()
-        self.server.connection_lost(self)
+        self.context.registry.connection_lost(self)
 
     # ------------------------------------------------------------------ from the parser adapters
     def on_request(
@@ -210,12 +207,12 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         head, version, raw_path, query, headers = read_request(
             method, target, version, headers, limit, notable
         )
-        server = self.server
+        context = self.context
         root = config.root_path
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = decode_path(raw_path)
-        state = server.lifespan_state
+        state = context.lifespan_state
         scope = {
             "type": "http",
             "asgi": _ASGI,
@@ -234,47 +231,48 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         }
         if self.trusted and (notable is None or len(notable) > 1 or notable and notable[0][0] != b"host"):
             # (a request whose only notable field is Host carries no proxy header)
-            server.proxy.apply(scope, self, notable)
+            context.proxy.apply(scope, self, notable)
         if head is PLAIN_HEAD:  # no body, keep-alive, no upgrade, nothing expected
             body_complete = True
-            cycle = RequestCycle(self, scope, self.accepting, False, True)
+            keep_alive = self.accepting
+            stream = HTTPStream(self, scope, context, True, False)
         else:
-            if head.upgrade is not None and head.upgrade == b"websocket":
-                upgrader = server.websocket_upgrade
-                if upgrader is not None and self.cycle is None and not self.pipeline:
-                    if self.concurrency and server.in_flight >= self.concurrency:
-                        raise ServiceUnavailable("concurrency limit reached")
-                    if upgrader(self, scope, head):
-                        server.upgrade_started()
-                        return True
+            if head.upgrade is not None and head.upgrade == b"websocket" and self.upgrade(scope):
+                return True
             body_complete = not head.chunked and not head.content_length
-            cycle = RequestCycle(
-                self,
-                scope,
-                head.keep_alive and self.accepting and head.upgrade is None,
-                head.expect_continue and not body_complete,
-                body_complete,
-            )
+            keep_alive = head.keep_alive and self.accepting and head.upgrade is None
+            stream = HTTPStream(self, scope, context, body_complete,
+                                head.expect_continue and not body_complete)
         self.requests += 1
-        self.more_requests = cycle.keep_alive
-        access = server.access
+        self.more_requests = keep_alive
+        access = context.access
         if access is not None:
-            access.begin(cycle, target)  # Gunicorn's pre_request hook and access-log record
+            access.begin(stream, target)  # Gunicorn's pre_request hook and access-log record
         if not body_complete:
-            self.reading = cycle
+            self.reading = stream
             self.body_deadline = self.loop.time() + (config.timeout_request_body or _OFF)
             self.body_progress = 0
             self.body_limit_left = limit if limit and head.chunked else None
         if self.cycle is None:
-            self.start(cycle)
+            self.answer(stream)
         else:
-            self.pipeline.append(cycle)
+            self.pipeline.append(stream)
             if len(self.pipeline) >= PIPELINE_DEPTH:
                 self.pause_reading()
-        server.total_requests += 1  # server.request_started(), inline: it is every request
-        if server.max_requests and server.total_requests >= server.max_requests:
-            server.max_requests_reached()
+        self.calls.request_started()
         return False
+
+    def upgrade(self, scope: dict) -> bool:
+        """``Upgrade: websocket``: True when a WebSocket session takes the connection over
+        (it is then handed the transport by ``on_upgrade``, at the end of the head)."""
+        upgrader = self.context.websocket_upgrade
+        if upgrader is None or self.cycle is not None or self.pipeline:
+            return False
+        if self.calls.full():
+            raise ServiceUnavailable("concurrency limit reached")
+        self.upgrade_to = upgrader(self.context, scope, not self.accepting)
+        self.calls.request_started()
+        return True
 
     def on_body(self, data: bytes) -> None:
         cycle = self.reading
@@ -285,10 +283,10 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
                 raise ContentTooLarge("request body too large")
             self.body_limit_left = left
         self.body_progress += len(data)
-        if cycle is None or cycle.response_complete or cycle.disconnected:
+        if cycle is None or cycle.state is DONE or cycle.disconnected:
             return  # the app is done with it: discard
-        cycle.feed_body(data)
-        if cycle.body_size > BODY_HIGH_WATER and not self.read_paused:
+        cycle.on_body(data)
+        if cycle.buffered > BODY_HIGH_WATER and not self.read_paused:
             self.pause_reading()
 
     def on_complete(self) -> bool:
@@ -297,7 +295,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
         cycle = self.reading
         if cycle is not None:
             self.reading = None
-            cycle.feed_complete()
+            cycle.on_body_end()
         return self.more_requests
 
     def on_upgrade(self, rest: bytes) -> None:
@@ -312,38 +310,24 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             return
         if self.out:
             self.flush()
+        self.pause_reading()  # the session resumes once its app accepts
         self.closed = True  # this protocol no longer owns the transport
         self.transport.set_protocol(protocol)
-        self.server.connection_made(protocol)
-        self.server.connection_lost(self)
-        protocol.start(rest)
+        registry = self.context.registry
+        registry.connection_made(protocol)
+        registry.connection_lost(self)
+        protocol.start(self.transport, rest)
 
-    # ------------------------------------------------------------------ from the cycle
-    def want_body(self) -> None:
+    # ------------------------------------------------------------------ the stream's requests
+    def consumed(self, size: int) -> None:
+        """ResponseSink: the app took request body bytes, or waits for more."""
         if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
             self.resume_reading()
 
-    def body_consumed(self) -> None:
-        if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
-            self.resume_reading()
-
-    async def drain(self) -> None:
-        if self.out:
-            self.flush()
-        if self.write_paused and not self.closed:
-            waiter = self.drain_waiter
-            if waiter is None:
-                waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
-
-    def response_done(self, cycle: RequestCycle) -> None:
+    def response_ended(self) -> None:
         """The response is complete: close, or move to the next request."""
-        access = self.server.access  # server.request_finished(cycle), inline
-        if access is not None:
-            access.finish(cycle)
-        if cycle.waiter is not None:
-            cycle._wake()
-        if not cycle.keep_alive or self.pending_error is not None and not self.pipeline:
+        cycle = self.cycle
+        if not self.keep_alive or self.pending_error is not None and not self.pipeline:
             if self.reading is cycle:
                 self.reading = None
             self.pipeline.clear()
@@ -353,128 +337,64 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             # The app answered without reading the whole body: keep parsing and discard it
             # (reading may have paused on the unread buffer; nothing would ever resume it).
             cycle.body = []
-            cycle.body_size = 0
+            cycle.buffered = 0
             self.resume_reading()
         self.cycle = None
         if self.pipeline:
             nxt = self.pipeline.pop(0)
             if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
                 self.resume_reading()
-            self.start(nxt)
+            self.answer(nxt)
         elif not self.accepting or self.eof:
             self.close()
         else:
             self.idle_deadline = self.loop.time() + self.config.timeout_keep_alive
             self.head_deadline = 0.0  # set by the sweep that first sees the next head begun
 
-    # ------------------------------------------------------------------ running the app
-    def start(self, cycle: RequestCycle) -> None:
-        self.cycle = cycle
-        server = self.server
-        if self.concurrency and server.in_flight >= self.concurrency:
-            self.refuse(cycle)
+    def answer(self, stream: HTTPStream) -> None:
+        """Answer ``stream`` now: its app call becomes a Task (503 past limit_concurrency)."""
+        self.cycle = stream
+        self.held = None
+        if self.eof:
+            stream.eof = True  # the peer half-closed before this (pipelined) request began
+        calls = self.calls
+        if calls.full():
+            self.refuse(stream)
             return
-        server.in_flight += 1
-        self.stepped = False
-        task = server.spawn(self.run_asgi(cycle))
-        if not server.eager or not task.done():
+        calls.started()
+        context = self.context
+        task = context.spawn(stream.run(self.app))
+        if not context.eager or not task.done():
             # a strong reference while it runs (an eagerly started Task may already have
             # finished and started the next pipelined request, whose Task this must not hide)
             self.task = task
 
-    async def run_asgi(self, cycle: RequestCycle) -> None:
-        self.stepped = True
-        try:
-            await self.app(cycle.scope, cycle.receive, cycle.send)
-        except BaseException as exc:
-            self.app_failed(cycle, exc)
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-        else:
-            if not cycle.response_complete:
-                self.app_failed(cycle, None)
-        finally:
-            # in progress until the app call returns, whatever happened to the connection
-            self.server.in_flight -= 1
-
-    def refuse(self, cycle: RequestCycle) -> None:
+    def refuse(self, stream: HTTPStream) -> None:
         """Past ``limit_concurrency``: 503 and close, without calling the app."""
-        cycle.response_complete = True
-        cycle.keep_alive = False
-        if self.reading is cycle:
+        self.keep_alive = False
+        if self.reading is stream:
             self.reading = None
         self.pipeline.clear()
         self.pause_reading()
-        self.write(self.error_bytes(503))
-        if cycle.access is not None:
-            cycle.access.response(503, ())
-        self.server.request_finished(cycle)
+        self.write(wire.error_reply(503, block=self.defaults.block))
+        stream.answered(503)
         self.close()
-
-    def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
-        """500 if nothing was sent yet, else close: a half-sent response cannot be mended."""
-        log = self.server.log
-        if exc is None:
-            if not cycle.disconnected:
-                log.error("ASGI app returned without completing the response")
-        elif isinstance(exc, asyncio.CancelledError | ClientDisconnected) and cycle.disconnected:
-            log.debug("ASGI app stopped: client disconnected")
-        elif isinstance(exc, SystemExit | KeyboardInterrupt):
-            pass  # the process is leaving (heartbeat abort): not the app's error
-        else:
-            log.error("Exception in ASGI application", exc_info=exc)
-        if cycle.response_complete:
-            return
-        cycle.response_complete = True
-        if self.closed:
-            self.server.request_finished(cycle)
-            return
-        if (cycle.status == 0 or cycle.head) and not cycle.disconnected:
-            # nothing of the response is on the wire yet (its head is held until the body)
-            self.write(self.error_bytes(500))
-            if cycle.access is not None:
-                cycle.access.response(500, ())  # what the access log must say was sent
-        cycle.keep_alive = False
-        cycle.feed_disconnect()
-        self.server.request_finished(cycle)
-        self.pipeline.clear()
-        self.close()
-
-    async def send_extension(self, cycle: RequestCycle, message: dict) -> None:
-        handler = self.server.extension_handlers.get(message["type"])
-        if handler is None:
-            from ..errors import AppProtocolError
-
-            raise AppProtocolError(f"unexpected ASGI message type {message['type']!r}")
-        await handler(self, cycle, message)
 
     # ------------------------------------------------------------------ errors and timeouts
-    def error_bytes(self, status: int, message: str = "") -> bytes:
-        body = (message or "").encode("utf-8", "replace")
-        if not body:
-            from http import HTTPStatus
-
-            body = HTTPStatus(status).phrase.encode() if status in wire.STATUS_LINES else b""
-        return b"%b%bcontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%b" % (
-            wire.status_line(status),
-            self.defaults.block,
-            len(body),
-            body,
-        )
-
     def protocol_error(self, exc: ProtocolError) -> None:
         """Answer a broken request with its status and close; never call the app for it."""
         self.pause_reading()
+        log = self.context.log
         reading = self.reading
         if reading is not None:
             self.reading = None
-            if reading is self.cycle or reading.response_complete:
+            if reading is self.cycle or reading.state is DONE:
                 # broken body of the request the app is answering (or has answered)
-                reading.feed_disconnect()
-                if reading.status == 0 and not reading.response_complete:
-                    reading.response_complete = True
-                    self.write(self.error_bytes(exc.status))
-                self.server.log.debug("Malformed request body: %s", exc)
+                reading.on_disconnect()
+                if reading.state is AWAITING_START:
+                    self.write(wire.error_reply(exc.status, block=self.defaults.block))
+                    reading.answered(exc.status)
+                log.debug("Malformed request body: %s", exc)
                 self.close()
                 return
             # a pipelined request not started yet: never run it; answer after those before it
@@ -482,19 +402,17 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
                 self.pipeline.remove(reading)
             except ValueError:
                 pass
-        self.server.log.debug("Malformed request: %s", exc)
-        if self.cycle is not None:
-            # answer the requests before the broken one first
-            self.pending_error = exc
-            return
+        log.debug("Malformed request: %s", exc)
         self.pending_error = exc
-        self.finish_with_error()
+        if self.cycle is None:
+            self.finish_with_error()
+        # else: answer the requests before the broken one first
 
     def finish_with_error(self) -> None:
         exc = self.pending_error
         if exc is not None and not self.closed:
             self.pending_error = None
-            self.write(self.error_bytes(exc.status))
+            self.write(wire.error_reply(exc.status, block=self.defaults.block))
         self.close()
 
     def check_timeouts(self, now: float) -> None:
@@ -512,7 +430,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             elif now >= self.idle_deadline:
                 self.close()
         elif reading is not None and now >= self.body_deadline:
-            if self.body_progress >= BODY_PROGRESS or self.read_paused or reading.expect_continue:
+            if self.body_progress >= BODY_PROGRESS or self.read_paused or reading.continue_owed:
                 # real progress, or the client is waiting for us: a new window
                 self.body_progress = 0
                 self.body_deadline = now + (self.config.timeout_request_body or _OFF)
@@ -534,7 +452,7 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
             else:
                 self.idle_deadline = min(self.idle_deadline, self.loop.time() + DRAIN_GRACE)
 
-    # ------------------------------------------------------------------ flow control, writes
+    # ------------------------------------------------------------------ read flow control
     def pause_reading(self) -> None:
         if not self.read_paused and not self.closed:
             self.read_paused = True
@@ -549,78 +467,3 @@ class HTTPConnection(WriteFlow, asyncio.Protocol):
                 # tick just after resuming must not find the body late
                 self.body_progress = 0
                 self.body_deadline = self.loop.time() + (self.config.timeout_request_body or _OFF)
-
-    def write(self, data: bytes) -> None:
-        out = self.out
-        if out is None:
-            if self.closed:
-                return
-            self.out = [data]
-            self.out_size = len(data)
-            self.server.flusher.add(self)
-        else:
-            out.append(data)
-            self.out_size += len(data)
-        if self.out_size > OUT_HIGH_WATER:
-            self.flush()
-
-    def write_last(self, data: bytes) -> None:
-        """The last bytes of a response: written at once when nothing else is pending or may
-        follow in this loop pass (no pipelined request queued, none being parsed), so the
-        common keep-alive request skips the flusher. Otherwise deferred like any write, and a
-        pipelined burst still leaves in one write."""
-        out = self.out
-        if out is None:
-            if not self.pipeline and not self.feeding and not self.closed:
-                self.transport.write(data)
-            else:
-                self.write(data)
-        else:
-            out.append(data)
-            self.out_size += len(data)
-            if self.out_size > OUT_HIGH_WATER:
-                self.flush()
-
-    def write_parts(self, parts: Any) -> None:
-        """Several buffers of one message (a chunk's size line, data, CRLF) without copying.
-
-        A large message with nothing pending goes out in one ``writelines`` at once; anything
-        else joins the pending list in one step.
-        """
-        size = sum(map(len, parts))
-        out = self.out
-        if out is None:
-            if self.closed:
-                return
-            if size > OUT_HIGH_WATER:
-                self.transport.writelines(parts)
-                return
-            self.out = list(parts)
-            self.out_size = size
-            self.server.flusher.add(self)
-        else:
-            out.extend(parts)
-            self.out_size += size
-            if self.out_size > OUT_HIGH_WATER:
-                self.flush()
-
-    def flush(self) -> None:
-        out = self.out
-        if out is not None:
-            self.out = None
-            if not self.closed:
-                if len(out) == 1:
-                    self.transport.write(out[0])
-                else:
-                    self.transport.writelines(out)
-        if self.closing and not self.closed:
-            self.closed = True
-            self.transport.close()
-
-    def close(self) -> None:
-        if self.closed or self.closing:
-            return
-        self.closing = True
-        if self.out is None:
-            self.closed = True
-            self.transport.close()

@@ -7,17 +7,15 @@ head to ``check_head`` so every case is answered the same way, whatever parsed i
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
-from ..config import FORWARDED_HEADERS
-from ..errors import (
+from ...config import FORWARDED_HEADERS
+from ...errors import (
     BadRequest,
     ContentTooLarge,
     NotImplementedCoding,
     ProtocolError,
     VersionNotSupported,
 )
-from .wire import remember
+from ..fields import is_token, remember
 
 # Methods llhttp recognises; the pure-Python parser accepts any token, and check_head answers 501
 # for the rest, so both parsers agree. Request methods are case-sensitive (RFC 9110 9.1).
@@ -31,13 +29,8 @@ METHODS: dict[bytes, str] = {
     ).split()
 }
 
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Host: reg-name / IPv4 / [IPv6] with an optional port; no userinfo, no whitespace.
 _HOST_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
-
-
-def is_token(value: bytes) -> bool:
-    return bool(value) and all(c in _TCHAR for c in value)
 
 
 def method_error(method: bytes) -> ProtocolError:
@@ -336,11 +329,3 @@ def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes, bytes | No
     if i < 0:
         return target, b"", authority
     return target[:i], target[i + 1 :], authority
-
-
-def decode_path(raw_path: bytes) -> str:
-    """Percent-decode the path as UTF-8, as the ASGI spec asks."""
-    path = raw_path.decode("latin-1")
-    if "%" in path:
-        return unquote(path)
-    return path

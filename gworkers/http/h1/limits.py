@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import HeaderFieldsTooLarge, URITooLong
+from ...errors import HeaderFieldsTooLarge, URITooLong
 
 
 class Limits:

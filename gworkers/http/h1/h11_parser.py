@@ -53,7 +53,7 @@ from typing import Any
 
 import h11
 
-from ..errors import BadRequest, ProtocolError, URITooLong
+from ...errors import BadRequest, ProtocolError, URITooLong
 from .head import read_request
 from .limits import Limits
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import httptools
 
-from ..errors import BadRequest, ProtocolError
-from .head import check_transfer_encoding, is_token, method_error, watched_names
+from ...errors import BadRequest, ProtocolError
+from ..fields import is_token
+from .head import check_transfer_encoding, method_error, watched_names
 from .limits import Limits
 
 # The request line's bytes besides its target ("GET " + " HTTP/1.1\r\n") and the blank line
