@@ -28,6 +28,7 @@ from typing import Any
 
 from .config import Config
 from .context import AppCalls, WorkerContext
+from .errors import BootError
 from .http.extensions import connection_extensions
 from .http.fields import DefaultHeaders
 from .http.h1 import choose_parser
@@ -54,12 +55,25 @@ def task_factory(loop: asyncio.AbstractEventLoop, fresh_context: bool) -> Callab
     return loop.create_task
 
 
+def connection_class(config: Config, tls: bool) -> type:
+    """``HTTPConnection``, or the class that negotiates HTTP/2 when ``http_protocols`` has h2
+    (imported only then: the h2 package is the ``http2`` extra)."""
+    if "h2" not in config.http_protocols:
+        return HTTPConnection
+    try:
+        from .http.h2.negotiate import connection_class as negotiating
+    except ImportError as exc:
+        raise BootError(f"http_protocols has h2 but HTTP/2 cannot be served: {exc} "
+                        "(pip install 'gworkers[http2]')") from None
+    return negotiating(config, tls)
+
+
 class ServerState:
     """The connection registry of one worker, and the ``context`` its connections read."""
 
     __slots__ = (
-        "connections", "context", "defaults", "draining", "full", "idle", "log", "loop",
-        "max_connections", "on_full", "on_room", "parser_note", "pending", "resume_at", "ws_note",
+        "connection_class", "connections", "context", "defaults", "draining", "full", "idle",
+        "log", "loop", "max_connections", "on_full", "on_room", "parser_note", "pending", "resume_at", "ws_note",
     )
 
     def __init__(
@@ -71,14 +85,17 @@ class ServerState:
         lifespan_state: dict | None = None,
         access: Any = None,
         server_cert: str | None = None,
+        tls: bool = False,
     ) -> None:
         """``access``: Gunicorn's log.access / statsd / pre_request / post_request bridge
         (``accesslog.AccessBridge``), None unless someone reads it; ``server_cert``: PEM, for
-        the TLS scope extension."""
+        the TLS scope extension; ``tls``: the sockets are served with TLS (ALPN may pick h2)."""
         self.loop = loop
         self.log = log = log or logging.getLogger("gunicorn.error")
         self.defaults = DefaultHeaders(config.server_header, config.date_header, config.headers)
         parser_class, self.parser_note = choose_parser(config)
+        # HTTP/1.1 unless http_protocols has h2: then a class that negotiates (http/h2)
+        self.connection_class = connection_class(config, tls)
         # ws = none still gets an upgrader: it refuses the handshake cleanly (400)
         websocket_upgrade, self.ws_note = make_upgrader(config)
         self.context = WorkerContext(
@@ -151,7 +168,7 @@ class ServerState:
 
     def protocol_factory(self) -> HTTPConnection:
         """A new accepted connection: counted from here for ``worker_connections``."""
-        conn = HTTPConnection(self.context)
+        conn = self.connection_class(self.context)
         pending = self.pending
         pending.add(conn)
         self.idle.clear()

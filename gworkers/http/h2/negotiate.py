@@ -37,15 +37,6 @@ _HOP = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive", b
                   b"proxy-connection", b"transfer-encoding"))
 
 
-def alpn_protocols(config: Any) -> list[str]:
-    """The ALPN list for the TLS context, in ``http_protocols`` order."""
-    names = {"h1": "http/1.1", "h2": "h2"}
-    protocols = [names[p] for p in config.http_protocols]
-    if "http/1.1" not in protocols:
-        protocols.append("http/1.1")  # a client without h2 is still served (as Gunicorn does)
-    return protocols
-
-
 def connection_class(config: Any, tls: bool) -> type:
     """The protocol class the server makes for each accepted connection."""
     if "h2" not in config.http_protocols:

@@ -45,7 +45,7 @@ class StreamSink:
     """The response side of one h2 stream (see the module docstring)."""
 
     __slots__ = ("blocked_since", "conn", "ended", "head", "id", "pending", "pending_end",
-                 "received", "receiving", "sent_head", "stream", "trailers", "unacked", "waiter",
+                 "received", "receiving", "sent_head", "stream", "with_trailers", "unacked", "waiter",
                  "window")
 
     def __init__(self, conn: H2Protocol, stream_id: int, receiving: bool) -> None:
@@ -54,7 +54,7 @@ class StreamSink:
         self.stream: Any = None  # the HTTPStream, set once created
         self.head: list | None = None  # the response fields, held until the first body bytes
         self.sent_head = False
-        self.trailers = False
+        self.with_trailers = False
         self.ended = False  # our side of the stream is closed (END_STREAM or RST_STREAM)
         self.receiving = receiving  # the request body is still arriving
         self.received = 0  # request body bytes so far (limit_request_body)
@@ -78,12 +78,12 @@ class StreamSink:
         if fields is None:
             fields = head.h2 = [(b":status", status_bytes(head.status)), *h2_fields(head.headers)]
         self.head = self.conn.with_defaults(fields, head.overridden)
-        self.trailers = trailers
+        self.with_trailers = trailers
 
     def body(self, data: bytes, more: bool) -> Any:
         if self.ended:
             return None
-        end = not more and not self.trailers
+        end = not more and not self.with_trailers
         conn = self.conn
         head = self.head
         if head is not None:
@@ -115,7 +115,7 @@ class StreamSink:
         return conn.drain() if conn.write_paused else None
 
     async def file(self, fd: int, offset: int, count: int, more: bool) -> int:
-        end = not more and not self.trailers
+        end = not more and not self.with_trailers
         sent = 0
         if self.head is not None and not count:
             self.body(b"", more)
