@@ -55,7 +55,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         "__weakref__", "blocked", "client", "closed", "config", "context", "core",
         "drain_waiter", "extensions", "flush_handle", "idle_deadline", "limits", "loop",
         "max_streams", "resets", "running", "scheme", "sockname", "streams", "task",
-        "transport", "trusted", "upgrade", "write_paused", "receiving_now",
+        "transport", "trusted", "upgrade", "upgrade_body", "write_paused", "receiving_now",
     )
 
     def __init__(self, context: WorkerContext) -> None:
@@ -83,6 +83,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.idle_deadline = 0.0
         self.task = None  # (the server cancels ``conn.task`` when a drain runs out of time)
         self.upgrade: tuple | None = None
+        self.upgrade_body = 0  # bytes of the upgraded request's body still to come
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
@@ -112,11 +113,25 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self._attach(transport, register=False)
         self.core.initiate(settings)
         self.core.last_stream = 1
-        self._open(1, request, True)
+        self.upgrade_body = request.content_length or 0
+        self._open(1, request, not self.upgrade_body)
         self.flush()
         transport.resume_reading()
         if rest:
             self.data_received(rest)
+
+    def _upgrade_body(self, data: bytes) -> bytes:
+        """The body of the upgraded request (HTTP/1.1 bytes before the client preface): stream
+        1's, pushed as it comes; returns what follows it."""
+        n = min(len(data), self.upgrade_body)
+        self.upgrade_body -= n
+        sink = self.streams.get(1)
+        if sink is not None and not sink.stream.disconnected:
+            sink.stream.on_body(data[:n])
+            if not self.upgrade_body:
+                sink.receiving = False
+                sink.stream.on_body_end()
+        return data[n:]
 
     def _attach(self, transport: Any, register: bool = True) -> None:
         self.transport = transport
@@ -138,6 +153,10 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             context.registry.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.upgrade_body:
+            data = self._upgrade_body(data)
+            if not data:
+                return
         self.receiving_now = True
         try:
             self.core.receive(data)

@@ -11,9 +11,10 @@ connection, so no per-request check is left behind:
   (``PRI * HTTP/2.0``...); one comparison on the first read only. A first read shorter than
   4 bytes is taken as HTTP/1.1 (a client trickling the preface byte by byte is not served
   HTTP/2);
-* h2c by ``Upgrade: h2c`` with one valid ``HTTP2-Settings`` (RFC 7540 3.2): a request without a
-  body is answered as stream 1 after ``101 Switching Protocols``; one with a body, or pipelined
-  behind another, is served on HTTP/1.1 (a server may ignore an upgrade).
+* h2c by ``Upgrade: h2c`` with one valid ``HTTP2-Settings`` (RFC 7540 3.2): the request (with a
+  Content-Length body of up to 64 KiB, which the client sends before its preface) is answered
+  as stream 1 after ``101 Switching Protocols``; a chunked or larger body, or a request
+  pipelined behind another, is served on HTTP/1.1 (a server may ignore an upgrade).
 
 h2c is accepted from any peer when the operator turns it on (``http2_cleartext``); unlike
 Gunicorn it is not limited to ``forwarded_allow_ips``, and a peer that does not send the preface
@@ -33,6 +34,9 @@ from .connection import H2Protocol
 from .frames import PREFACE
 from .request import Malformed, read_request
 
+# The largest request body an Upgrade: h2c request may carry: it arrives before the client
+# preface and is held for stream 1 (a larger one is served on HTTP/1.1).
+UPGRADE_BODY_MAX = 65536
 _HOP = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive", b"te",
                   b"proxy-connection", b"transfer-encoding"))
 
@@ -113,9 +117,11 @@ class UpgradeConnection(HTTPConnection):
                 settings.append(value.strip())
             elif name == b"connection":
                 tokens.update(t.strip().lower() for t in value.split(b","))
-            elif name in (b"content-length", b"transfer-encoding") and value.strip() != b"0":
-                return None  # a body: answered on HTTP/1.1
-            if name not in _HOP and name != b"content-length":
+            elif name == b"transfer-encoding":
+                return None  # a chunked body: answered on HTTP/1.1
+            elif name == b"content-length" and (not value.isdigit() or int(value) > UPGRADE_BODY_MAX):
+                return None
+            if name not in _HOP:
                 regular.append((name, value))
         if len(settings) != 1 or not {b"upgrade", b"http2-settings"} <= tokens:
             return None
@@ -123,7 +129,8 @@ class UpgradeConnection(HTTPConnection):
             return None
         pseudo = [(b":method", method), (b":scheme", b"http"), (b":path", target)]
         try:
-            request = read_request(pseudo + regular, Limits(self.config), 0)
+            request = read_request(pseudo + regular, Limits(self.config),
+                                   self.config.limit_request_body)
         except (Malformed, ProtocolError):
             return None  # served (and refused) on HTTP/1.1
         protocol = H2Protocol(self.context)

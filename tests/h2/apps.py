@@ -1,0 +1,59 @@
+"""The app the HTTP/2 tests serve: tests.apps and tests.ext_apps, plus a few paths of its own.
+
+Markers and gates are files named by environment variables, so the test decides when something
+happens and the app reports what it saw, without timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from tests import apps, ext_apps
+
+_EXT = {"/extensions", "/pathsend", "/zerocopy", "/trailers", "/early-hints"}
+_waiting: list[asyncio.Future] = []
+
+
+def _mark(line: str) -> None:
+    with open(os.environ["GW_TEST_MARKER"], "a") as f:
+        f.write(line + "\n")
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return await apps.app(scope, receive, send)
+    path = scope["path"]
+    query = scope["query_string"].decode()
+    if path in _EXT:
+        return await ext_apps.app(scope, receive, send)
+    if path == "/barrier":
+        # answers once ?N requests are in the app at the same time: proves concurrent streams
+        n = int(query)
+        future = asyncio.get_running_loop().create_future()
+        _waiting.append(future)
+        if len(_waiting) >= n:
+            for waiter in _waiting[:n]:
+                waiter.set_result(None)
+            del _waiting[:n]
+        await future
+        return await apps.respond(send, body=b"together")
+    if path == "/hold":
+        # never answers; records what receive() says once the client resets the stream
+        _mark("entered")
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                _mark("http.disconnect")
+                return
+    if path == "/hold-unread":
+        # takes the request, reads none of its body, answers once the gate file exists
+        _mark("entered unread")
+        gate = os.environ["GW_TEST_GATE"]
+        while not os.path.exists(gate):
+            await asyncio.sleep(0.01)
+        return await apps.respond(send, body=b"gate open")
+    if path == "/cookies":
+        cookies = [v for n, v in scope["headers"] if n == b"cookie"]
+        return await apps.respond(send, body=b"|".join(cookies))
+    return await apps.app(scope, receive, send)
