@@ -20,6 +20,7 @@ from h2.events import (
     StreamReset,
     TrailersReceived,
 )
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 
 @dataclass
@@ -60,7 +61,7 @@ class H2Client:
     """``auto_ack=False`` leaves every receive window as the server filled it (a slow reader)."""
 
     def __init__(self, server, auto_ack: bool = True, preface: bool = True,
-                 settings: dict | None = None) -> None:
+                 settings: dict | None = None, raw_after_goaway: bool = False) -> None:
         self.sock = open_socket(server)
         OPEN.append(self)
         self.authority = b"localhost"
@@ -72,6 +73,10 @@ class H2Client:
         self.goaway: ConnectionTerminated | None = None
         self.closed = False
         self.received = 0
+        # h2 as a client refuses every frame after a GOAWAY, even the streams the server still
+        # finishes (a graceful drain): read those frames ourselves
+        self.raw_after_goaway = raw_after_goaway
+        self.raw = bytearray()
         if preface:
             if settings:
                 self.conn.local_settings.update(settings)
@@ -127,10 +132,40 @@ class H2Client:
             self.closed = True
             return False
         self.received += len(data)
+        if self.raw_after_goaway:
+            self._read_frames(data)
+            return True
         for event in self.conn.receive_data(data):
             self._handle(event)
         self.flush()
         return True
+
+    def _read_frames(self, data: bytes) -> None:
+        """Frames parsed by hand (hyperframe, and h2's HPACK decoder for header blocks)."""
+        self.raw += data
+        while len(self.raw) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(self.raw[:9]))
+            if len(self.raw) < 9 + length:
+                return
+            frame.parse_body(memoryview(self.raw[9:9 + length]))
+            del self.raw[:9 + length]
+            response = self.responses.get(frame.stream_id)
+            if isinstance(frame, GoAwayFrame):
+                self.goaway = ConnectionTerminated()
+                self.goaway.error_code = frame.error_code
+                self.goaway.last_stream_id = frame.last_stream_id
+            elif isinstance(frame, HeadersFrame) and response is not None:
+                headers = self.conn.decoder.decode(frame.data, raw=True)
+                if response.headers:
+                    response.trailers = headers
+                else:
+                    response.headers = headers
+            elif isinstance(frame, DataFrame) and response is not None:
+                response.data += frame.data
+            elif isinstance(frame, RstStreamFrame) and response is not None:
+                response.reset = frame.error_code
+            if response is not None and "END_STREAM" in frame.flags:
+                response.ended = True
 
     def _handle(self, event) -> None:
         sid = getattr(event, "stream_id", None)

@@ -9,8 +9,9 @@ Limits, besides those ``H2Core`` and ``FrameGuard`` keep:
 * ``http2_max_concurrent_streams`` counts app calls still running on this connection, not open
   streams: a stream the client reset still counts until its app call returns, so opening and
   resetting streams in a loop (rapid reset, CVE-2023-44487) never runs more app calls at once
-  than the limit; past it a new stream is refused (REFUSED_STREAM). Resetting more streams with
-  running app calls than ``RESET_BUDGET`` in a second ends the connection (ENHANCE_YOUR_CALM).
+  than the limit; past it a new stream is refused (REFUSED_STREAM). More than ``RESET_BUDGET``
+  streams in a second reset while their app call runs, or refused, end the connection
+  (ENHANCE_YOUR_CALM).
 * ``limit_concurrency`` answers 503 on the stream, ``limit_request_body`` 413 (or resets the
   stream if the response has begun), the header limits 431/414, as on HTTP/1.1.
 * While the transport's write buffer is over its high-water mark (a peer that does not read),
@@ -190,6 +191,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         core = self.core
         if core.draining or len(self.running) >= self.max_streams:
             core.reset(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._count_reset()  # a client that knows the limit and keeps opening: same budget
             return
         try:
             request = read_request(headers, self.limits, self.config.limit_request_body)
@@ -301,12 +303,15 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.blocked.pop(stream_id, None)
         stream = sink.stream
         if not sink.ended:
-            self.resets += 1
-            if self.resets > RESET_BUDGET:
-                self.core.terminate(ErrorCodes.ENHANCE_YOUR_CALM, "too many streams reset")
+            self._count_reset()
         sink.receiving = False
         sink.gone()
         stream.on_disconnect()
+
+    def _count_reset(self) -> None:
+        self.resets += 1
+        if self.resets > RESET_BUDGET:
+            self.core.terminate(ErrorCodes.ENHANCE_YOUR_CALM, "too many streams reset or refused")
 
     def window(self, stream_id: int) -> None:
         blocked = self.blocked
