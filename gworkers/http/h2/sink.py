@@ -115,24 +115,18 @@ class StreamSink:
         return conn.drain() if conn.write_paused else None
 
     async def file(self, fd: int, offset: int, count: int, more: bool) -> int:
-        end = not more and not self.with_trailers
-        sent = 0
-        if self.head is not None and not count:
+        if not count:
             self.body(b"", more)
             return 0
+        sent = 0
         while sent < count and not self.ended:
-            size = min(count - sent, READ_CHUNK)
-            data = os.pread(fd, size, offset + sent)
+            data = os.pread(fd, min(count - sent, READ_CHUNK), offset + sent)
             if not data:
                 raise AppProtocolError("file shorter than the bytes to send")
             sent += len(data)
-            waiter = self.body(data, more or sent < count)
+            waiter = self.body(data, more or sent < count)  # the last read carries the end
             if waiter is not None:
                 await waiter
-        if end and count and not self.ended and sent == count:
-            pass  # the last body() call carried END_STREAM
-        elif not count and end:
-            self.body(b"", False)
         return sent
 
     def trailers(self, headers: Headers) -> None:
