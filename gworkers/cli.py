@@ -21,6 +21,8 @@ PROG = "gworkers-run"
 
 # uvicorn spells this one "--ws-per-message-deflate BOOLEAN"; a bare flag means true here too.
 VALUED_BOOLS = {"ws_per_message_deflate"}
+# Options that may be given without a value, as Gunicorn's own ``--proxy-protocol`` (= auto).
+BARE_VALUES = {"proxy_protocol": "auto"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(*setting.flags, action="append", type=_type(setting, item=True),
                                 metavar=_metavar(setting), help=help_text, **common)
         else:
+            if setting.name in BARE_VALUES:
+                common.update(nargs="?", const=BARE_VALUES[setting.name])
             parser.add_argument(*setting.flags, type=_type(setting), metavar=_metavar(setting),
                                 help=help_text, **common)
     parser.add_argument("--version", action="version", version=version_line(),
@@ -110,10 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bare_flags(argv: Sequence[str]) -> list[str]:
+    """``--proxy-protocol main:app`` is the bare flag before APP, not a mode named main:app:
+    a word after such a flag that is not one of its values is left for the next argument."""
+    out = list(argv)
+    flags = {flag: name for name in BARE_VALUES for flag in SETTINGS[name].flags}
+    for i, arg in enumerate(out[:-1]):
+        name = flags.get(arg)
+        if name is not None:
+            try:
+                SETTINGS[name].validate(out[i + 1])
+            except ConfigError:
+                out[i] = f"{arg}={BARE_VALUES[name]}"
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``gworkers-run`` and ``python -m gworkers``."""
     parser = build_parser()
-    options = vars(parser.parse_args(argv))
+    options = vars(parser.parse_args(bare_flags(sys.argv[1:] if argv is None else argv)))
     app = options.pop("app")
     from .embed import run
 

@@ -277,6 +277,25 @@ def to_ip_list(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+_PROXY_PROTOCOL = {"off": "off", "false": "off", "0": "off", "none": "off", "no": "off",
+                   "auto": "auto", "true": "auto", "1": "auto", "on": "auto", "yes": "auto",
+                   "v1": "v1", "v2": "v2"}
+
+
+def to_proxy_protocol(value: Any) -> str:
+    """Gunicorn's ``proxy_protocol``: a bool up to Gunicorn 24.0, off|v1|v2|auto since 24.1."""
+    if value is None:
+        return "off"
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if isinstance(value, str) and value.strip().lower() in _PROXY_PROTOCOL:
+        return _PROXY_PROTOCOL[value.strip().lower()]
+    raise ValueError(f"expected one of off, v1, v2, auto (or a boolean), got {value!r}")
+
+
+to_proxy_protocol.choices = ("off", "v1", "v2", "auto")  # type: ignore[attr-defined]
+
+
 FORWARDED_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
                      "x-forwarded-port", "x-forwarded-prefix", "forwarded")
 
@@ -375,8 +394,9 @@ SETTINGS: dict[str, Setting] = {
           "Largest request body in bytes (413 past it); 0 = unlimited.",
           flags=("--limit-request-body",)),
         S("worker_connections", to_int, 1000,
-          "Open connections per worker at which it stops accepting (Gunicorn's "
-          "worker_connections); the rest wait in the backlog for a sibling. 0 = no cap.",
+          "Open connections per worker (Gunicorn's worker_connections): at the cap the oldest "
+          "idle one is closed for a new one; with all busy the worker stops accepting and the "
+          "rest wait in the backlog for a sibling. 0 = no cap.",
           flags=("--worker-connections",), gunicorn="worker_connections"),
         S("limit_concurrency", to_opt_int, None,
           "App calls in progress per worker past which a request gets 503; 0/None = no cap.",
@@ -430,6 +450,15 @@ SETTINGS: dict[str, Setting] = {
         S("secure_scheme_headers", to_scheme_headers, (),
           "Gunicorn's header -> value map meaning the request came over https.",
           gunicorn="secure_scheme_headers"),
+        S("proxy_protocol", to_proxy_protocol, "off",
+          "PROXY protocol: every connection from --proxy-allow-ips must start with a v1 or v2 "
+          "header (v1, v2, or auto: either), which gives the client and server addresses; "
+          "others may not send one. A bare --proxy-protocol means auto.",
+          flags=("--proxy-protocol",), gunicorn="proxy_protocol"),
+        S("proxy_allow_ips", to_ip_list, ("127.0.0.1", "::1"),
+          "Peers that must send a PROXY protocol header: addresses, CIDR networks or '*' "
+          "(unix-socket peers always do).",
+          flags=("--proxy-allow-ips",), gunicorn="proxy_allow_ips"),
         # --- websockets
         S("ws_max_size", to_int, 16 * 1024 * 1024, "Largest WebSocket message in bytes.",
           flags=("--ws-max-size",), gunicorn="websocket_max_message_size"),
@@ -534,7 +563,7 @@ def _gunicorn_value(cfg: Any, setting: Setting) -> Any:
         value = getattr(cfg, setting.gunicorn)
     except (AttributeError, KeyError):
         return setting.default
-    if setting.name == "forwarded_allow_ips" and value is not None:
+    if setting.name in ("forwarded_allow_ips", "proxy_allow_ips") and value is not None:
         value = list(value) if not isinstance(value, str) else value
     return value
 

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 class ConnectionRegistry(Protocol):
     """The server's side of a connection's lifetime (``server.ServerState``)."""
 
+    draining: bool  # the worker is draining (an app call cancelled now is not an app error)
+
     def connection_made(self, conn: Any) -> None: ...
 
     def connection_lost(self, conn: Any) -> None: ...
@@ -52,9 +54,12 @@ class AppCalls:
         """A request (or a WebSocket handshake) for ``max_requests``."""
         self.served += 1
         if self.max_requests and self.served >= self.max_requests:
-            callback, self.on_max_requests = self.on_max_requests, None
-            if callback is not None:
-                self.loop.call_soon(callback)
+            self.max_requests_reached()
+
+    def max_requests_reached(self) -> None:
+        callback, self.on_max_requests = self.on_max_requests, None
+        if callback is not None:
+            self.loop.call_soon(callback)
 
     def set_max_requests(self, count: int, callback: Callable[[], None]) -> None:
         self.max_requests = count
@@ -66,7 +71,7 @@ class WorkerContext:
 
     __slots__ = (
         "access", "app", "calls", "config", "defaults", "eager", "extensions_for", "flusher",
-        "lifespan_state", "log", "loop", "parser_class", "proxy", "registry", "spawn",
+        "lifespan_state", "log", "loop", "parser_class", "proxy", "proxy_gate", "registry", "spawn",
         "websocket_upgrade",
     )
 

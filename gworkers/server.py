@@ -6,10 +6,18 @@ connection registry: accept/shed at the ``worker_connections`` cap, the once-a-s
 knowing when a drain is done. ``Server`` starts listening on sockets it is handed (it does not own them:
 Gunicorn does), drains on shutdown and reports when the worker should stop.
 
-Listening uses a duplicate of each of Gunicorn's sockets, so that "stop accepting" (at the
-``worker_connections`` cap, or when draining) can close the asyncio server without closing
-Gunicorn's socket: connections not yet accepted stay in the kernel backlog, shared with the
-sibling workers, and accepting resumes on a fresh duplicate.
+Listening uses a duplicate of each of Gunicorn's sockets, so that a pause at the
+``worker_connections`` cap can close the asyncio server without closing Gunicorn's socket:
+connections not yet accepted stay in the kernel backlog, shared with the sibling workers, and
+accepting resumes on a fresh duplicate. At the cap, the oldest connection with no request in
+progress is closed to admit a new one; accepting pauses only while every connection is busy.
+
+A drain closes every listening descriptor this process holds, the duplicates and Gunicorn's own
+(inherited at the fork; the master and the siblings hold their own): while the master keeps the
+socket, new clients go to a sibling; once the master has closed it too (it is stopping), nobody
+holds it and a new client is refused instead of waiting in a backlog no one will accept from.
+The drain then waits for the connections, and after them for the app calls still running (an
+app may keep working after its response, or after its client left), within its budget.
 """
 
 from __future__ import annotations
@@ -34,12 +42,34 @@ from .http.fields import DefaultHeaders
 from .http.h1 import choose_parser
 from .http.h1.connection import HTTPConnection
 from .http.h1.flusher import Flusher
+from .http.h1.proxy_stage import ProxyGate
 from .proxy import ProxyTrust
 from .ws import make_upgrader
 
 TICK = 1.0
-# Seconds a quick exit (SIGINT/SIGQUIT) leaves for close frames and final writes to leave.
+# Seconds a quick exit (SIGINT/SIGQUIT) leaves for close frames and final writes to leave; also
+# what app calls cancelled at the end of a drain get to unwind.
 QUICK_GRACE = 0.3
+
+
+@functools.cache
+def _app_call_codes() -> frozenset:
+    from .http.stream import HTTPStream
+    from .ws.session import WebSocketSession
+
+    return frozenset((HTTPStream.run.__code__, WebSocketSession.run_asgi.__code__))
+
+
+def app_calls(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
+    """The app calls still running: Tasks running an HTTP stream's ``run`` or a WebSocket
+    session's ``run_asgi``, whether or not their response is done or their client still there.
+
+    Looked up when a drain asks (rarely), so a request pays nothing for it: no registry on the
+    hot path. Tasks the app spawned itself are not app calls: they are not waited for.
+    """
+    codes = _app_call_codes()
+    return [task for task in asyncio.all_tasks(loop)
+            if getattr(task.get_coro(), "cr_code", None) in codes]
 
 
 def task_factory(loop: asyncio.AbstractEventLoop, fresh_context: bool) -> Callable[[Any], Any]:
@@ -112,15 +142,20 @@ class ServerState:
             loop=loop,
             parser_class=parser_class,
             proxy=ProxyTrust(config),
+            # PROXY protocol: None when off, so a connection checks one attribute and nothing else
+            proxy_gate=ProxyGate(config, log) if config.proxy_protocol != "off" else None,
             registry=self,
             spawn=task_factory(loop, config.reset_contextvars),
             websocket_upgrade=websocket_upgrade,
         )
-        self.connections: set[Any] = set()
-        # worker_connections: at this many open connections the server stops accepting.
+        # open connections in the order they were registered (a dict: ordered, unlike a set):
+        # at the worker_connections cap the oldest idle one is closed first
+        self.connections: dict[Any, None] = {}
+        # worker_connections: at this many open connections an idle one is closed for each new
+        # one; accepting pauses (``full``) while every connection is busy.
         self.max_connections = 0  # 0 = no cap
         self.resume_at = 0
-        self.on_full: Callable[[], None] | None = None
+        self.on_full: Callable[[Any], None] | None = None
         self.on_room: Callable[[], None] | None = None
         self.full = False
         self.draining = False
@@ -132,14 +167,22 @@ class ServerState:
 
     # ------------------------------------------------------------------ connections
     def set_max_connections(self, cap: int) -> None:
-        """Stop accepting at ``cap`` open connections; resume a little below it, so that a
-        server at its cap does not reopen its listener for every connection that closes."""
+        """The ``worker_connections`` cap. Paused there with every connection busy, accepting
+        resumes a little below it (so that a busy server does not reopen its listener for every
+        connection that closes), or as soon as a connection turns idle (the next tick)."""
         self.max_connections = cap
         self.resume_at = max(cap - max(cap // 20, 1), 0) if cap else 0
 
+    def oldest_idle(self, skip: Any = None) -> HTTPConnection | None:
+        """The longest-registered connection with no request in progress, ``skip`` aside."""
+        for conn in self.connections:
+            if conn is not skip and isinstance(conn, HTTPConnection) and conn.is_idle():
+                return conn
+        return None
+
     def connection_made(self, conn: Any) -> None:
         connections = self.connections
-        connections.add(conn)
+        connections[conn] = None
         self.pending.discard(conn)
         self.idle.clear()
         if self.draining:
@@ -147,7 +190,7 @@ class ServerState:
 
     def connection_lost(self, conn: Any) -> None:
         connections = self.connections
-        connections.discard(conn)
+        connections.pop(conn, None)
         if not connections and not self.pending:
             self.idle.set()
         # (a WebSocket taking a connection over registers before the connection leaves: the
@@ -165,6 +208,12 @@ class ServerState:
             conn.check_timeouts(now)
         if self.draining and not self.connections and not self.pending:
             self.idle.set()  # the last pending protocol died unconnected (failed TLS handshake)
+        elif self.full and not self.draining and self.oldest_idle() is not None:
+            # paused at the cap, and a connection has finished its request since: accept
+            # again, a newcomer takes that connection's place
+            self.full = False
+            if self.on_room is not None:
+                self.on_room()
 
     def protocol_factory(self) -> HTTPConnection:
         """A new accepted connection: counted from here for ``worker_connections``."""
@@ -174,10 +223,9 @@ class ServerState:
         self.idle.clear()
         cap = self.max_connections
         if cap and not self.full and len(self.connections) + len(pending) >= cap:
-            self.full = True
             if self.on_full is not None:
                 # not from inside the accept (uvloop would drop the socket it is attaching)
-                self.loop.call_soon(self.on_full)
+                self.loop.call_soon(self.on_full, conn)
         return conn
 
 
@@ -193,8 +241,11 @@ class Server:
         self.accepting = False
         self._resuming: asyncio.Task | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
-        self._hurry: asyncio.Future | None = None
-        state.on_full = self.pause
+        # the drain's deadline (``hurry`` brings it forward) and the future that wakes its wait
+        self._deadline = float("inf")
+        self._wake: asyncio.Future | None = None
+        self._cap_logged = False
+        state.on_full = self.at_cap
         state.on_room = self.resume
 
     async def start(
@@ -233,10 +284,34 @@ class Server:
         self._tick_handle = self.state.loop.call_later(TICK, self._tick)
 
     # ------------------------------------------------------------------ worker_connections
-    def pause(self) -> None:
-        """At the cap: stop accepting; waiting clients stay in the backlog for the siblings."""
-        if self.state.full:  # (not if connections closed since the cap was reached)
+    def at_cap(self, new: Any) -> None:
+        """``new`` brought the worker to its ``worker_connections`` cap (or past it).
+
+        Past the cap, the oldest connection with no request in progress (one that never sent a
+        byte, or an idle keep-alive one) is closed to make room, as nginx does: idle
+        connections must not lock out a client with a request. At the cap with no idle
+        connection left, accepting pauses: waiting clients stay in the backlog for the siblings.
+        """
+        state = self.state
+        if state.full or state.draining:
+            return
+        cap = state.max_connections
+        count = len(state.connections) + len(state.pending)
+        if count < cap:
+            return  # connections closed since
+        if not self._cap_logged:
+            self._cap_logged = True
+            state.log.warning(
+                "gworkers: worker_connections (%d) reached: idle connections are closed to "
+                "admit new ones, and accepting pauses while every connection is busy", cap)
+        idle = state.oldest_idle(skip=new)
+        if idle is None:
+            state.full = True
             self.stop_accepting()
+        elif count > cap:
+            state.log.debug("gworkers: worker_connections: closing an idle connection (%s) "
+                            "for a new one", idle.client)
+            idle.close()
 
     def resume(self) -> None:
         if self.accepting or self._resuming is not None or self.state.draining:
@@ -254,70 +329,126 @@ class Server:
         if self.state.draining or self.state.full:
             self.stop_accepting()  # the cap was reached again, or a drain began, meanwhile
 
-    def stop_accepting(self) -> None:
+    def stop_accepting(self) -> asyncio.Future:
+        """Close the asyncio servers (the duplicates); done when their sockets are closed."""
         self.accepting = False
         servers, self.servers = self.servers, []
         loop = self.state.loop
-        for server in servers:
-            if isinstance(loop, BaseSelectorEventLoop):
-                # asyncio attaches a socket it accepted to its server one iteration later, and
-                # drops it (unanswered) if the server was closed in between: stop reading the
-                # listener now, close the server after those attachments have run.
+        closed = loop.create_future()
+        if servers and isinstance(loop, BaseSelectorEventLoop):
+            # asyncio attaches a socket it accepted to its server one iteration later, and
+            # drops it (unanswered) if the server was closed in between: stop reading the
+            # listener now, close the server after those attachments have run.
+            for server in servers:
                 for sock in server.sockets:
                     loop.remove_reader(sock.fileno())
-                loop.call_soon(loop.call_soon, server.close)
-            else:
+
+            def close_servers() -> None:
+                for server in servers:
+                    server.close()
+                if not closed.done():
+                    closed.set_result(None)
+
+            loop.call_soon(loop.call_soon, close_servers)
+        else:
+            for server in servers:
                 server.close()
+            closed.set_result(None)
+        return closed
+
+    async def close_listeners(self) -> None:
+        """Stop accepting and close every listening descriptor of this process.
+
+        Gunicorn's sockets were inherited at the fork: closing them here leaves the master's
+        and the siblings' descriptors open. A listening socket that nobody holds any more
+        refuses new clients at once, where one still held (but not accepted from) would keep
+        them waiting in its backlog until the worker exits.
+        """
+        closed = self.stop_accepting()
+        for sock in self.sockets:
+            try:
+                sock.close()
+            except OSError as exc:  # pragma: no cover - close() of a socket object
+                self.state.log.debug("gworkers: closing a listener: %s", exc)
+        await closed
 
     # ------------------------------------------------------------------ shutdown
     def hurry(self) -> None:
-        """A quick exit was asked for while draining: stop waiting for in-flight requests."""
-        if self._hurry is not None and not self._hurry.done():
-            self._hurry.set_result(None)
+        """A quick exit was asked for while draining: stop waiting, bar a moment for the
+        close frames and last writes to leave."""
+        self._deadline = min(self._deadline, self.state.loop.time() + QUICK_GRACE)
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
-    async def shutdown(self, timeout: float, quick: bool = False) -> int:
-        """Stop accepting, close idle connections, wait for the busy ones up to ``timeout``.
+    async def _within_deadline(self, waited: asyncio.Future) -> bool:
+        """Wait for ``waited`` until the drain's deadline; whether it finished."""
+        loop = self.state.loop
+        while not waited.done():
+            left = self._deadline - loop.time()
+            if left <= 0:
+                return False
+            self._wake = loop.create_future()
+            await asyncio.wait([waited, self._wake], timeout=left,
+                               return_when=asyncio.FIRST_COMPLETED)
+        return True
+
+    async def shutdown(self, timeout: float, quick: bool = False) -> tuple[int, int]:
+        """Drain: close the listeners, then wait for the connections and for every app call
+        still running, up to ``timeout`` seconds in all.
 
         Every registered connection (HTTP or WebSocket) gets ``shutdown()``: an idle HTTP
         connection closes at once, a busy one answers its request with ``Connection: close``,
-        a WebSocket sends a close frame (1012). ``quick`` (or ``hurry()`` during the wait) cuts
-        the wait to a moment for those frames to leave. Whatever is left is then aborted.
-        Returns how many connections had to be aborted (0: every one finished in time).
+        a WebSocket sends a close frame (1012). Once no connection is left (none can be
+        added: the listeners are closed), the app calls still running are awaited: work an
+        app does after its response, or after its client left, is part of the drain.
+        ``quick`` (or ``hurry()`` during the wait) cuts the wait to a moment for the close
+        frames to leave. Whatever is left at the deadline is aborted (connections) and
+        cancelled (app calls). Returns how many of each: ``(0, 0)`` when all finished in time.
         """
         state = self.state
         loop = state.loop
         state.draining = True
-        self.stop_accepting()
+        self._deadline = min(self._deadline, loop.time() + (QUICK_GRACE if quick else timeout))
         if self._resuming is not None:
             self._resuming.cancel()
         for conn in list(state.connections):
             conn.shutdown()
-        # sockets accepted just before the listener closed get their protocol a loop
-        # iteration later (asyncio): let that happen before looking at the registry
-        await asyncio.sleep(0)
-        self._hurry = loop.create_future()
-        if quick:
-            self._hurry.set_result(None)
+        await self.close_listeners()
+        # (sockets accepted just before the listeners closed have their protocol by now; they
+        # were told to shut down when they registered)
+        state.log.info(
+            "gworkers: draining: listeners closed; %d connection(s) open, %d app call(s) "
+            "running, %.1f s to finish", len(state.connections) + len(state.pending),
+            len(app_calls(loop)), max(self._deadline - loop.time(), 0.0))
         idle = loop.create_task(state.idle.wait())
         try:
-            await asyncio.wait([idle, self._hurry], timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
-            if not idle.done() and self._hurry.done():
-                await asyncio.wait([idle], timeout=QUICK_GRACE)
-            done = idle.done()
+            done = await self._within_deadline(idle)
         finally:
             idle.cancel()
-        cut = 0 if done else len(state.connections) + len(state.pending)
+        if done:
+            calls = app_calls(loop)
+            if calls:
+                finished = loop.create_task(asyncio.wait(calls))
+                try:
+                    done = await self._within_deadline(finished)
+                finally:
+                    finished.cancel()  # (asyncio.wait leaves the calls themselves alone)
+        cut = cancelled = 0
         if not done:
+            cut = len(state.connections) + len(state.pending)
             for conn in list(state.connections):
                 transport = getattr(conn, "transport", None)
                 if transport is not None:
                     transport.abort()
-                task = getattr(conn, "task", None)
-                if task is not None and not task.done():
-                    task.cancel()
-            # let the aborted connections and cancelled apps run their last step
+            calls = app_calls(loop)
+            cancelled = len(calls)
+            for task in calls:
+                task.cancel()
+            # let the aborted connections and cancelled apps run their last steps
             await asyncio.sleep(0)
+            if calls:
+                await asyncio.wait(calls, timeout=QUICK_GRACE)
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        return cut
+        return cut, cancelled

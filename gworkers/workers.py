@@ -311,6 +311,11 @@ class Worker(_GunicornWorker):
         app = self._load_app()
         # Everything that can fail at boot is checked before the app's startup runs.
         ssl_context = None
+        if cfg.is_ssl and config.proxy_protocol != "off":
+            # the header comes before the TLS handshake, and asyncio's TLS transports cannot
+            # be handed the bytes already read past it
+            raise BootError("proxy_protocol cannot be used with TLS served by the worker "
+                            "(keyfile/certfile): terminate TLS in the proxy in front")
         if cfg.is_ssl:
             try:
                 ssl_context = ssl_context_for(cfg, config)
@@ -347,8 +352,10 @@ class Worker(_GunicornWorker):
     async def _shutdown(self, server: Server, lifespan: Lifespan) -> None:
         """Drain inside ``graceful_timeout``, the arbiter's SIGKILL deadline counted from its TERM.
 
-        The drain gets what is left after a reserve for lifespan shutdown and a margin for the
-        ``worker_exit`` hook; lifespan shutdown gets what the drain did not use. A quick exit
+        Every way a worker stops (TERM, HUP, max_requests, reload, the master gone) comes here.
+        The drain (listeners closed, then connections and app calls awaited) gets what is left
+        after a reserve for lifespan shutdown and a margin for the ``worker_exit`` hook;
+        lifespan shutdown runs after it and gets what the drain did not use. A quick exit
         (SIGINT/SIGQUIT) only leaves a moment for close frames, and a short lifespan shutdown.
         """
         loop = self.loop
@@ -362,12 +369,14 @@ class Worker(_GunicornWorker):
             deadline = min(deadline, now + QUICK_LIFESPAN + margin)
         else:
             budget = max(graceful - reserve - margin, 0.0)
-        cut = await server.shutdown(budget, quick=self.quick_exit)
-        if cut and self.quick_exit:
-            self.log.info("gworkers: quick exit: %d connection(s) cut", cut)
-        elif cut:
-            self.log.warning("gworkers: %d connection(s) cut at the end of the graceful timeout",
-                             cut)
+        cut, cancelled = await server.shutdown(budget, quick=self.quick_exit)
+        if (cut or cancelled) and self.quick_exit:
+            self.log.info("gworkers: quick exit: %d connection(s) cut, %d app call(s) cancelled",
+                          cut, cancelled)
+        elif cut or cancelled:
+            self.log.warning("gworkers: %d connection(s) cut and %d app call(s) cancelled at the "
+                             "end of the graceful timeout (%.1f s to drain)", cut, cancelled,
+                             budget)
         left = deadline - margin - loop.time()
         try:
             await asyncio.wait_for(lifespan.shutdown(), max(left, 0.1))

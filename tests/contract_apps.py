@@ -47,6 +47,30 @@ async def app(scope, receive, send):
         if path == "/mark":
             _event(f"started /mark?{query}")
             return await respond(send, body=str(os.getpid()).encode())
+        if path == "/after":
+            # ?seconds, or ?hold: answer at once, then keep working (as a Starlette
+            # BackgroundTask does) and report when that work is done
+            await respond(send, body=b"sent")
+            _event(f"working /after?{query}")
+            if query == "hold":  # until release-after exists: never, unless a test writes it
+                release = Path(os.environ["GW_TEST_EVENTS"]).with_name("release-after")
+                while not release.exists():
+                    await asyncio.sleep(0.02)
+            else:
+                await asyncio.sleep(float(query or "2"))
+            _event(f"finished /after?{query}")
+            return
+        if path == "/outlive":
+            # start a response, wait for the client to leave, then keep working without it
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            _event("client left /outlive")
+            await asyncio.sleep(float(query or "2"))
+            _event("finished /outlive")
+            return
     return await base_app(scope, receive, send)
 
 

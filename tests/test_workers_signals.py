@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import read_until_close, wait_until
 from tests.contract_apps import Load, read_events, write_hooks
+from tests.edge.raw import is_open, read_response
 
 APP = "tests.contract_apps:app"
 
@@ -154,7 +155,7 @@ def test_term_drains_in_flight_then_lifespan_then_worker_exit(tmp_path, start_se
     order = [line for line in lines if not line.startswith(("post_worker_init", "started"))]
     assert order == [f"finished /slow?3 {pid}", f"lifespan shutdown {pid}", f"worker_exit {pid}"]
     assert "SIGKILL" not in server.log()
-    assert "cut at the end of the graceful timeout" not in server.log()
+    assert "at the end of the graceful timeout" not in server.log()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -192,7 +193,7 @@ def test_silent_new_connection_does_not_hold_the_drain(tmp_path, start_server, w
     assert silent.recv(1) == b""  # closed cleanly, nothing sent
     silent.close()
     assert f"worker_exit {pid}" in read_events(events)
-    assert "cut at the end of the graceful timeout" not in server.log()
+    assert "at the end of the graceful timeout" not in server.log()
 
 def test_master_int_quick_exit_runs_worker_int(tmp_path, start_server, worker):
     server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--graceful-timeout", "60"])
@@ -280,38 +281,73 @@ def test_max_requests_recycles_without_failures(tmp_path, start_server, worker):
     assert not re.search(r"Worker \(pid:\d+\) (was sent|exited with code [^0])", log)
 
 
-def test_worker_connections_stops_accepting_at_the_cap(tmp_path, start_server, worker):
-    server, events = setup(tmp_path, start_server, worker, ["-w", "1", "--worker-connections", "2"])
+def test_worker_connections_pauses_only_while_every_connection_is_busy(tmp_path, start_server,
+                                                                       worker):
+    server, events = setup(tmp_path, start_server, worker,
+                           ["-w", "1", "--worker-connections", "2", "--keep-alive", "300"])
     pid = live_workers(server)[0]
-
-    def started(name):
-        return wait_until(lambda: f"started /hold?{name} {pid}" in read_events(events) or
-                          f"started /mark?{name} {pid}" in read_events(events), message=name)
-
     held = server.connect(timeout=30)
     held.sendall(b"GET /hold?a HTTP/1.1\r\nHost: x\r\n\r\n")
-    started("a")
-    keep = server.connect(timeout=30)  # the second connection: the cap is reached
-    keep.sendall(b"GET /mark?b0 HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert keep.recv(65536).startswith(b"HTTP/1.1 200")
-    waiting = server.connect(timeout=30)  # completes in the kernel backlog, is not accepted
-    waiting.sendall(b"GET /mark?c HTTP/1.1\r\nHost: x\r\n\r\n")
-    for n in range(1, 4):  # the worker keeps serving the connections it has...
-        keep.sendall(b"GET /mark?b%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
-        assert keep.recv(65536).startswith(b"HTTP/1.1 200")
-    # ...but has not taken the third one
-    assert f"started /mark?c {pid}" not in read_events(events)
-    (tmp_path / "release-a").write_text("")
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += held.recv(65536)
-    assert response.startswith(b"HTTP/1.1 200")
-    held.close()  # one connection fewer: accepting resumes
-    answer = waiting.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 200")  # served, not refused with a 503
-    assert f"started /mark?c {pid}" in read_events(events)
-    for sock in (keep, waiting):
+    wait_until(lambda: f"started /hold?a {pid}" in read_events(events), message="held")
+    with ws_connect(server) as ws:  # the second connection: the cap, and both are busy
+        ws.send("0")
+        assert ws.recv(timeout=20) == "0"
+        waiting = server.connect(timeout=30)  # completes in the kernel backlog, is not accepted
+        waiting.sendall(b"GET /mark?c HTTP/1.1\r\nHost: x\r\n\r\n")
+        for n in range(1, 4):  # the worker keeps serving the connections it has...
+            ws.send(str(n))
+            assert ws.recv(timeout=20) == str(n)
+        # ...but has not taken the third one
+        assert f"started /mark?c {pid}" not in read_events(events)
+        (tmp_path / "release-a").write_text("")
+        response = b""
+        while b"held a" not in response:
+            response += held.recv(65536)
+        assert response.startswith(b"HTTP/1.1 200")
+        # held is now an idle keep-alive connection: the worker accepts again, and the waiting
+        # client takes held's place
+        answer = waiting.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")  # served, not refused with a 503
+        assert f"started /mark?c {pid}" in read_events(events)
+        assert read_until_close(held) == b""  # closed without a word: it had no request
+        ws.send("still")
+        assert ws.recv(timeout=20) == "still"  # a busy connection is never the one closed
+    for sock in (held, waiting):
         sock.close()
+    warnings = re.findall(r"\[WARNING\] (gworkers: worker_connections .*)", server.log())
+    assert warnings == ["gworkers: worker_connections (2) reached: idle connections are closed "
+                        "to admit new ones, and accepting pauses while every connection is busy"]
+
+
+@pytest.mark.parametrize("idle_kind", ["silent", "keepalive"])
+def test_worker_connections_closes_idle_connections_for_a_real_request(
+        tmp_path, start_server, config_worker, worker, idle_kind):
+    """20 idle connections (never sent a byte, or idle keep-alive) against a cap of 10: the
+    oldest idle ones make room, and a real request is served."""
+    path, env = config_worker(worker, timeout_request_header=300)
+    events = tmp_path / "events.txt"
+    env["GW_TEST_EVENTS"] = str(events)
+    server = start_server(app=APP, worker=path, env=env,
+                          args=["-w", "1", "--worker-connections", "10", "--keep-alive", "300"])
+    idle = []
+    try:
+        for n in range(20):
+            sock = server.connect(timeout=30)
+            idle.append(sock)
+            if idle_kind == "keepalive":
+                sock.sendall(b"GET /mark?k%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
+                assert read_response(sock)[0] == 200
+        with server.client() as client:
+            response = client.get("/mark?real")
+        assert response.status_code == 200
+        wait_until(lambda: not is_open(idle[0]), message="the oldest idle connection closed")
+        assert is_open(idle[-1])  # the newest is kept
+    finally:
+        for sock in idle:
+            sock.close()
+    log = server.log()
+    assert len(re.findall(r"\[WARNING\] gworkers: worker_connections \(10\) reached", log)) == 1
+    assert "[ERROR]" not in log
 
 
 def test_worker_connections_leaves_clients_to_a_sibling(tmp_path, start_server, worker):

@@ -51,7 +51,7 @@ class ResponseHead:
     names the default headers (server, date, configured extras) the app sent itself.
 
     ``h1`` and ``h2`` are memos a protocol writer fills with its own encoding of the head on
-    first use (HTTP/1.1: the header lines as bytes); the stream never reads them.
+    first use (HTTP/1.1: the status line and the header lines); the stream never reads them.
     """
 
     __slots__ = ("close", "h1", "h2", "headers", "length", "overridden", "status")
@@ -63,7 +63,7 @@ class ResponseHead:
         self.length = length
         self.close = close
         self.overridden = overridden
-        self.h1: bytes | None = None
+        self.h1: tuple[bytes, bytes] | None = None
         self.h2: object = None
 
 

@@ -137,7 +137,10 @@ class H2Client:
             return True
         for event in self.conn.receive_data(data):
             self._handle(event)
-        self.flush()
+        try:
+            self.flush()
+        except OSError:
+            pass  # the server closed its side: what it sent is still to be read
         return True
 
     def _read_frames(self, data: bytes) -> None:

@@ -10,9 +10,13 @@ class Flusher:
     """Defers each connection's writes to the end of the loop iteration.
 
     Responses produced in one pass of the loop (pipelined requests, many connections) leave in
-    one ``writelines`` per connection instead of one syscall per message. A connection may ask
-    to hold its bytes one more pass (``holds_output``: the next pipelined request's Task has
-    not run yet), so a pipelined burst leaves in one write.
+    one ``writelines`` per connection instead of one syscall per message.
+
+    One exception: while pipelined requests are answered one Task after the other, the next
+    request's Task has been created but has not run yet (its stream's ``app_entered`` is
+    False): that connection's bytes wait one more pass, so all the responses of a pipelined
+    burst leave in one write. As soon as a request's app has run once (and may now wait on
+    something slow), what is pending is written.
     """
 
     __slots__ = ("call_soon", "pending", "scheduled")
@@ -32,7 +36,11 @@ class Flusher:
         self.scheduled = False
         pending, self.pending = self.pending, []
         for conn in pending:
-            if conn.holds_output():
+            # (read here rather than through a connection method: one call per pipelined
+            # response, ~1% of pipe16's instructions)
+            cycle = conn.cycle
+            if cycle is not None and not cycle.app_entered and not conn.closing \
+                    and conn.out is not None:
                 self.pending.append(conn)
             else:
                 conn.flush()

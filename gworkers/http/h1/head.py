@@ -33,11 +33,22 @@ METHODS: dict[bytes, str] = {
 _HOST_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
 
 
-def method_error(method: bytes) -> ProtocolError:
-    """The answer for a method we will not serve: 501 if it is a token, else 400."""
-    if is_token(method):
-        return NotImplementedCoding(f"method {method[:32]!r} not implemented")
-    return BadRequest("invalid method")
+def method_error(method: bytes, line: bytes = b"") -> ProtocolError:
+    """The answer for a method we will not serve: 501 if it is a token, else 400.
+
+    ``line``: the start of the request line, when a parser stopped at the method (llhttp does).
+    If its end is there and it is not ``method SP target SP HTTP-version``, the request line is
+    malformed whatever its first word: 400, as the h11 path answers (a PROXY protocol line sent
+    to a server not expecting one is such a line).
+    """
+    if not is_token(method):
+        return BadRequest("invalid method")
+    end = line.find(b"\n")
+    if end >= 0:
+        parts = line[:end].rstrip(b"\r").split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+            return BadRequest("malformed request line")
+    return NotImplementedCoding(f"method {method[:32]!r} not implemented")
 
 
 def check_transfer_encoding(values: list[bytes]) -> None:

@@ -131,7 +131,7 @@ class HttptoolsParser:
             self.method = line
             self.in_head = True  # a head is still arriving: the header timeout applies
             return
-        raise method_error(word) from None
+        raise method_error(word, line) from None
 
     def _translate(self, exc: Exception) -> ProtocolError:
         reason = str(exc)

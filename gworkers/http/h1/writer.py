@@ -47,11 +47,16 @@ class ResponseWriter:
             self.write(wire.informational(status, headers))
 
     def start(self, head: ResponseHead, has_body: bool, trailers: bool) -> None:
-        lines = head.h1
-        if lines is None:
-            lines = head.h1 = wire.field_lines(head.headers)
+        h1 = head.h1  # (status line, header lines), encoded once per cached head
+        if h1 is None:
+            h1 = head.h1 = (wire.status_line(head.status), wire.field_lines(head.headers))
+        line, lines = h1
         stream = self.cycle
-        keep_alive = self.accepting and not head.close and (self.more_requests or bool(self.pipeline))
+        # the connection stays open unless draining, the app asked, or this is the last request
+        # read and it allowed no other (a request parsed after it means it did)
+        keep_alive = self.accepting and not head.close
+        if keep_alive and not self.more_requests and not self.pipeline:
+            keep_alive = False
         http10 = stream.scope["http_version"] == "1.0"
         chunked = has_body and head.length is None
         if chunked and http10:
@@ -74,7 +79,6 @@ class ResponseWriter:
         self.out_trailers = trailers
         defaults = self.defaults
         block = defaults.block if head.overridden is None else defaults.without(head.overridden)
-        line = wire.STATUS_LINES.get(head.status) or wire.status_line(head.status)
         self.held = line + block + lines + tail
 
     def body(self, data: bytes, more: bool) -> Any:
@@ -223,15 +227,6 @@ class ResponseWriter:
             self.out_size += size
             if self.out_size > OUT_HIGH_WATER:
                 self.flush()
-
-    def holds_output(self) -> bool:
-        """Whether the flusher should keep this connection's bytes one more loop pass: the
-        request being answered is a pipelined one whose Task has not run yet, so all the
-        responses of a pipelined burst leave in one write. Once a request's app has run
-        (and may now wait on something slow), what is pending is written."""
-        cycle = self.cycle
-        return (cycle is not None and not cycle.app_entered and not self.closing
-                and self.out is not None)
 
     def flush(self) -> None:
         out = self.out

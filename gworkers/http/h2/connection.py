@@ -54,7 +54,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
 
     __slots__ = (
         "__weakref__", "blocked", "client", "closed", "config", "context", "core",
-        "drain_waiter", "extensions", "flush_handle", "idle_deadline", "limits", "loop",
+        "drain_waiter", "extensions", "flush_handle", "lingering", "idle_deadline", "limits", "loop",
         "max_streams", "resets", "running", "scheme", "sockname", "streams", "task",
         "transport", "trusted", "upgrade", "upgrade_body", "write_paused", "receiving_now",
     )
@@ -81,6 +81,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.drain_waiter: asyncio.Future | None = None
         self.flush_handle: asyncio.Handle | None = None
         self.receiving_now = False
+        self.lingering = False  # GOAWAY and our FIN sent after an error; reading to drop
         self.idle_deadline = 0.0
         self.task = None  # (the server cancels ``conn.task`` when a drain runs out of time)
         self.upgrade: tuple | None = None
@@ -345,7 +346,16 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             log.debug("HTTP/2 connection closed: %s (%s)", reason, code)
         self.core.closed = True
         self._disconnect_all()
-        self.close()
+        transport = self.transport
+        if transport.can_write_eof() and not self.closed:
+            # a lingering close: GOAWAY, then our FIN; what the peer still sends is read and
+            # dropped until it closes (or the next tick), so its kernel does not discard our
+            # GOAWAY on a reset caused by unread bytes
+            self.flush()
+            transport.write_eof()
+            self.lingering = True
+        else:
+            self.close()
 
     # ------------------------------------------------------------------ from the sinks
     def answer(self, stream_id: int, status: int, reset_body: bool = False) -> None:
@@ -412,7 +422,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_handle = None
-        if self.closed:
+        if self.closed or self.lingering:
             return
         data = self.core.data_to_send()
         if data:
@@ -438,6 +448,9 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     def check_timeouts(self, now: float) -> None:
         """Once a second: a new flood-budget window, stalled streams, the idle deadline."""
         if self.closed:
+            return
+        if self.core.closed:
+            self.close()  # the lingering close after a connection error ends here
             return
         self.core.new_budget_window()
         self.resets = 0
