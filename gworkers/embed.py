@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .config import SETTINGS, env_default
 from .errors import BootError, ConfigError
 from .lifespan import answer_lifespan

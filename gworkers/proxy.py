@@ -120,10 +120,10 @@ class ProxyTrust:
                 scope["scheme"] = schemes[ws]
         elif self.secure_headers:
             secure = None
-            for name, wanted in self.secure_headers.items():
+            for name, secure_value in self.secure_headers.items():
                 values = found.get(name)
                 if values is not None:
-                    secure = secure or values[-1].strip().lower() == wanted
+                    secure = secure or values[-1].strip().lower() == secure_value
             if secure:
                 scope["scheme"] = "wss" if ws else "https"
         server = scope["server"]

@@ -121,6 +121,9 @@ def build_environ(scope: dict, stream: Any) -> dict:
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
+        # wsgi.input returns b"" at the body's end (chunked bodies included), so an app may
+        # read it without a CONTENT_LENGTH; Werkzeug reads nothing of such a body without this
+        "wsgi.input_terminated": True,
     }
     if client:
         environ["REMOTE_ADDR"] = client[0]

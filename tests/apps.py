@@ -298,6 +298,7 @@ def wsgi_app(environ, start_response):
             "errors": callable(environ["wsgi.errors"].write),
             "multithread": environ["wsgi.multithread"] is True,
             "run_once": environ["wsgi.run_once"] is False,
+            "input_terminated": environ.get("wsgi.input_terminated") is True,
         }).encode()
     elif environ["PATH_INFO"] == "/read-pieces":
         # read the body in small pieces; report its size and digest

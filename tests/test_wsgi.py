@@ -9,6 +9,7 @@ import json
 from tests.conftest import ResponseReader, proc_status
 
 WSGI = "tests.apps:wsgi_app"
+FLASK = "tests.flask_app:app"
 
 
 def test_environ_per_pep3333(start_server, worker, tls_mode):
@@ -35,7 +36,9 @@ def test_environ_per_pep3333(start_server, worker, tls_mode):
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
     assert environ["wsgi.url_scheme"] == ("https" if tls_mode else "http")
     with server.client() as client:
-        assert all(client.get("/types").json().values())
+        types = client.get("/types").json()
+        assert types["input_terminated"], types
+        assert all(types.values())
 
 
 def test_path_info_is_latin1_of_raw_bytes(start_server, worker):
@@ -95,3 +98,60 @@ def test_wsgi_app_error_is_500(start_server, worker):
         assert client.get("/raise").status_code == 500
         assert client.get("/ok").text == "wsgi /ok"
     assert "RuntimeError: wsgi boom" in server.log()
+
+
+def _pieces(total: int, size: int = 256 * 1024):
+    """``total`` bytes that differ along the way (a dropped or repeated piece changes the
+    digest), in pieces of ``size``: httpx sends a generator as a chunked body."""
+    data = hashlib.sha256(b"seed").digest() * (total // 32 + 1)
+    data = data[:total]
+    return data, [data[i : i + size] for i in range(0, total, size)]
+
+
+def _summary(data: bytes) -> str:
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+
+def test_flask_reads_chunked_uploads(start_server, worker):
+    """Werkzeug reads a body without Content-Length only when ``wsgi.input_terminated`` says
+    the input ends at the body's end; without it a chunked upload arrived as 0 bytes and 200."""
+    server = start_server(app=FLASK, worker=worker)
+    data, pieces = _pieces(6 * 1024 * 1024 + 12345)
+    with server.client(timeout=60) as client:
+        for path in ("/data", "/stream"):
+            response = client.post(path, content=iter(pieces))
+            assert response.request.headers.get("transfer-encoding") == "chunked"
+            assert "content-length" not in response.request.headers
+            assert (response.status_code, response.text) == (200, _summary(data)), path
+        # a multipart form upload, chunked: parsed by Werkzeug's form parser
+        boundary = b"gworkers-boundary"
+        form = [b"--%b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n" % boundary,
+                *pieces, b"\r\n--%b--\r\n" % boundary]
+        response = client.post("/upload", content=iter(form),
+                               headers={"content-type": f"multipart/form-data; boundary={boundary.decode()}"})
+        assert (response.status_code, response.text) == (200, _summary(data))
+        # the same body with a Content-Length still reads the same
+        response = client.post("/data", content=data)
+        assert response.text == _summary(data)
+
+
+def test_chunked_upload_raw_socket(start_server, worker):
+    """A chunked upload written by hand (odd chunk sizes, an extension, a trailer) through
+    Flask, and a plain WSGI app that reads wsgi.input to its end."""
+    data, _ = _pieces(3 * 1024 * 1024 + 7)
+    sizes = [1, 4095, 65536, 1 << 20]
+    framed, at, i = [], 0, 0
+    while at < len(data):
+        piece = data[at : at + sizes[i % len(sizes)]]
+        framed.append(b"%x;n=%d\r\n%b\r\n" % (len(piece), i, piece))
+        at += len(piece)
+        i += 1
+    body = b"".join(framed) + b"0\r\nx-sum: 1\r\n\r\n"
+    for app, path in ((FLASK, "/data"), (WSGI, "/read-pieces")):
+        server = start_server(app=app, worker=worker)
+        with server.connect(timeout=60) as sock:
+            sock.sendall(b"POST %b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         % path.encode() + body)
+            response = ResponseReader(sock).read()
+        assert (response.status, response.body.decode()) == (200, _summary(data)), app

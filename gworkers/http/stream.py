@@ -152,15 +152,17 @@ class HTTPStream:
 
     def _app_failed(self, exc: BaseException | None) -> None:
         log = self.context.log
-        if exc is None:
-            if not self.disconnected:
-                log.error("ASGI app returned without completing the response")
-        elif isinstance(exc, asyncio.CancelledError | ClientDisconnected) and self.disconnected:
-            log.debug("ASGI app stopped: client disconnected")
+        if isinstance(exc, SystemExit | KeyboardInterrupt):
+            pass  # the process is leaving (heartbeat abort): not the app's error
+        elif self.disconnected:
+            # The client left first: whatever the app made of that (our ClientDisconnected,
+            # Starlette's ClientDisconnect, an OSError, a cancellation) is no app error.
+            log.debug("ASGI app stopped: client disconnected (%s)",
+                      "returned" if exc is None else type(exc).__name__)
+        elif exc is None:
+            log.error("ASGI app returned without completing the response")
         elif isinstance(exc, asyncio.CancelledError) and self.context.registry.draining:
             log.debug("ASGI app call cancelled at the end of the drain")  # counted in its warning
-        elif isinstance(exc, SystemExit | KeyboardInterrupt):
-            pass  # the process is leaving (heartbeat abort): not the app's error
         else:
             log.error("Exception in ASGI application", exc_info=exc)
         if self.state is DONE:
@@ -372,17 +374,23 @@ class HTTPStream:
                 count = left
                 self.overrun = True  # the app promised less than the file holds
             self.length_left = left - count
-        end = not more and not self.trailers and not self.length_left and not self.overrun
-        if end:
-            self.state = DONE  # (no other send may slip in while the file goes out)
-        elif not more and self.trailers:
-            self.state = SENDING_TRAILERS
-        sent = await self.sink.file(fd, offset, count, more or not end)
+        cut = end = False
+        if not more:
+            if self.trailers:
+                self.state = SENDING_TRAILERS
+            elif self.length_left or self.overrun:
+                cut = True  # short or over-long: the client cannot frame what follows
+            else:
+                end = True
+        sent = await self.sink.file(fd, offset, count, more or cut)
         if self.access is not None:
             self.access.sent += sent
-        if end:
-            self._done()
-        elif not more and not self.trailers:
-            self.sink.fail(None)  # short or over-long: cut
+        if sent < count:
+            # The peer went away mid-body (a file shorter than promised raised already): the
+            # response cannot complete, and the app hears it as every send does (spec 2.4).
+            raise ClientDisconnected("client disconnected during a file body")
+        if cut:
+            self.sink.fail(None)
+        if cut or end:
             self._done()
         return sent

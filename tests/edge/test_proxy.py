@@ -3,6 +3,7 @@ sans-IO checks of the parsing rules in ``gworkers.proxy``."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 
@@ -167,6 +168,55 @@ def test_root_path_from_gunicorn_setting(start_server, config_worker, worker, tm
     assert scope["raw_path"] == root + "/items/a%20b"
 
 
+# One value per opted-in header; ``expected_scope`` says what each combination must give.
+OPTED_IN = {
+    "X-Forwarded-For": "203.0.113.9",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "public.example",
+    "X-Forwarded-Port": "8443",
+    "X-Forwarded-Prefix": "/mount",
+}
+
+
+def expected_scope(sent: dict[str, str], server_port: int) -> dict:
+    https = "X-Forwarded-Proto" in sent
+    if "X-Forwarded-Port" in sent:
+        port = 8443
+    elif "X-Forwarded-Host" in sent:
+        port = 443 if https else 80  # a forwarded host without a port: the scheme's default
+    else:
+        port = server_port
+    root = "/mount" if "X-Forwarded-Prefix" in sent else ""
+    return {
+        "client": "203.0.113.9" if "X-Forwarded-For" in sent else "127.0.0.1",
+        "scheme": "https" if https else "http",
+        "server": ["public.example" if "X-Forwarded-Host" in sent else "127.0.0.1", port],
+        "host": "public.example" if "X-Forwarded-Host" in sent else "origin.test",
+        "root_path": root,
+        "path": root + "/p",
+    }
+
+
+def test_each_opted_in_header_alone_and_combined(start_server, config_worker, worker):
+    """Every subset of the opted-in X-Forwarded-* headers, under Gunicorn's default (non-empty)
+    secure_scheme_headers: Port and Prefix apply without Proto beside them, too."""
+    server = start(start_server, config_worker, worker, forwarded_headers=ALL)
+    names = list(OPTED_IN)
+    for count in range(len(names) + 1):
+        for subset in itertools.combinations(names, count):
+            sent = {name: OPTED_IN[name] for name in subset}
+            scope = scope_of(server, sent)
+            got = {
+                "client": scope["client"][0],
+                "scheme": scope["scheme"],
+                "server": scope["server"],
+                "host": dict(scope["headers"])["host"],
+                "root_path": scope["root_path"],
+                "path": scope["path"],
+            }
+            assert got == expected_scope(sent, server.port), subset
+
+
 # ---------------------------------------------------------------------- sans-IO rules
 def trust(**kwargs) -> ProxyTrust:
     kwargs.setdefault("forwarded_headers", ALL)
@@ -260,3 +310,15 @@ def test_host_port_prefix():
     assert (scope["root_path"], scope["path"], scope["raw_path"]) == ("/a b", "/a b/x", b"/a%20b/x")
     for bad in ("relative", "//double", "/q?x"):
         assert applied([("x-forwarded-prefix", bad)])["root_path"] == ""
+
+
+def test_port_and_prefix_beside_secure_scheme_headers():
+    """With secure_scheme_headers set (Gunicorn's default is not empty), Port and Prefix still
+    apply when no X-Forwarded-Proto came with them."""
+    secure = {"X-Forwarded-Ssl": "on"}
+    assert applied([("x-forwarded-port", "81")],
+                   secure_scheme_headers=secure)["server"] == ("127.0.0.1", 81)
+    assert applied([("x-forwarded-prefix", "/m")], secure_scheme_headers=secure)["root_path"] == "/m"
+    scope = applied([("x-forwarded-ssl", "on"), ("x-forwarded-port", "8443")],
+                    secure_scheme_headers=secure)
+    assert scope["scheme"] == "https" and scope["server"] == ("127.0.0.1", 8443)

@@ -8,12 +8,13 @@ transport, awaiting flow control, over TLS.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ...errors import AppProtocolError
 
-if TYPE_CHECKING:
-    from .connection import HTTPConnection
+# ``conn`` below is the HTTP/1.1 connection (its transport, loop, flush, drain, closed): typed
+# Any so this module needs no import of it (the connection imports this one).
+HTTPConnection = Any
 
 READ_CHUNK = 64 * 1024
 SENDFILE_CHUNK = 1 << 20

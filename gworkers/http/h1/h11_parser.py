@@ -32,15 +32,16 @@ h11 is the parser; responses are written by the shared cycle. Per request:
   as sent (``Transfer-Encoding: Chunked`` stays ``Chunked``).
 - **Bodies.** A Content-Length body is counted off the stream here: once h11 has parsed the
   head and the connection has checked its framing, counting is all there is to do, and reading
-  the same bytes back as h11 ``Data`` events cost about 10 us a request. A chunked body is decoded here, as strictly as llhttp. h11's chunked reader disagrees with
-  RFC 9112 and llhttp inside the chunk-size lines and trailers, which it consumes and discards,
-  so no pre-check could catch it without decoding the framing itself. On the tests/requests
-  corpus it accepts five invalid chunk extensions, because it takes any bytes after ``;`` up to
-  CRLF as an extension (``chunk_ext_bare_cr``, ``chunk_ext_ctl``, ``chunk_ext_empty_name``,
-  ``chunk_ext_space``, ``chunk_ext_unquoted_space``). It also accepts a control byte in a
-  trailer value (``chunk_trailer_ctl``). And it refuses a valid chunk size of more than 20 hex
-  digits made long by leading zeros (``chunked_size_many_leading_zeros``). It also does not
-  count trailer fields against ``limit_request_fields`` / ``limit_request_field_size``.
+  the same bytes back as h11 ``Data`` events cost about 10 us a request. A chunked body is
+  decoded by ``chunked.ChunkedDecoder`` (RFC 9112 7.1, shared with the httptools adapter).
+  h11's chunked reader disagrees with RFC 9112 inside the chunk-size lines and trailers, which
+  it consumes and discards, so no pre-check could catch it without decoding the framing
+  itself: it takes any bytes after ``;`` up to CRLF as an extension (``chunk_ext_bare_cr``,
+  ``chunk_ext_ctl``, ``chunk_ext_empty_name``, ``chunk_ext_unquoted_space`` of the
+  tests/requests corpus), accepts a control byte in a trailer value (``chunk_trailer_ctl``),
+  refuses a valid chunk size of more than 20 hex digits made long by leading zeros
+  (``chunked_size_many_leading_zeros``), and does not count trailer fields against
+  ``limit_request_fields`` / ``limit_request_field_size``.
 
 Both parsers answer every case of the tests/requests corpus alike; what llhttp accepts beyond
 the grammar is accepted here too and listed in tests/requests/README.md.
@@ -54,6 +55,7 @@ from typing import Any
 import h11
 
 from ...errors import BadRequest, ProtocolError, URITooLong
+from .chunked import ChunkedDecoder
 from .head import read_request
 from .limits import Limits
 
@@ -62,6 +64,10 @@ from .limits import Limits
 # lines for h11 and to find the target of a line that may be too long.
 _LINE3 = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+)")
 _LINE2 = re.compile(rb"([^ ]+) +([^ ]+)")
+# How a request target can begin (RFC 9112 3.2, as llhttp reads a URL's first bytes): a path,
+# an asterisk, or an absolute URI's scheme. A two-word line whose second word is none of these
+# (``GET HTTP/1.1``) lacks its target: a malformed line (400), not an HTTP/0.9 request (505).
+_TARGET_START = re.compile(rb"[/*]|[A-Za-z]+://")
 # Control bytes but HTAB, CR and LF (those are checked as line endings): h11's field-value rule
 # ``[^\x00\s]`` lets them through
 _CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -69,19 +75,6 @@ _CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SEMANTIC = re.compile(rb"\r\n(host|content-length|transfer-encoding):", re.IGNORECASE)
 _CL_MAX_DIGITS = 20  # h11 refuses longer Content-Length values
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
-# field-line = field-name ":" OWS field-value OWS; field-value holds HTAB, SP, VCHAR, obs-text
-# (trailer fields of a chunked body)
-_FIELD = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)")
-# chunk-size [ chunk-ext ] (RFC 9112 7.1.1) as llhttp reads it: no whitespace, an empty
-# extension value allowed; 16 hex digits at most (a 64-bit size) after any leading zeros
-_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
-_CHUNK_LINE = re.compile(
-    rb"0*([0-9A-Fa-f]{1,16})(?:;[-!#$%&'*+.^_`|~0-9A-Za-z]+(?:=(?:[-!#$%&'*+.^_`|~0-9A-Za-z]*|"
-    + _QUOTED
-    + rb"))?)*"
-)
-_MAX_CHUNK_LINE = 8192
-_SIZE, _DATA, _DATA_END, _TRAILERS = 1, 2, 3, 4
 # a request line's bytes beyond its target: the longest known method, two SP, the version
 _LINE_SLACK = 32
 
@@ -90,14 +83,11 @@ class H11Parser:
     __slots__ = (
         "body",
         "buf",
-        "cbuf",
+        "chunked",
         "conn",
         "done",
-        "left",
         "limits",
         "line_done",
-        "state",
-        "trailers",
         "upgraded",
     )
 
@@ -107,20 +97,17 @@ class H11Parser:
         self.buf: bytes | bytearray = b""  # head bytes not yet complete
         self.line_done = False  # the request line of that incomplete head is complete
         self.body = 0  # Content-Length body bytes still to come
-        self.state = 0  # 0: head or Content-Length body; else where a chunked body is
-        self.cbuf = b""  # chunked-body line bytes not yet complete
-        self.left = 0  # bytes of the current chunk still to come
-        self.trailers = 0
+        self.chunked: ChunkedDecoder | None = None  # the chunked body being decoded
         self.upgraded = False
         self.done = False  # the connection reads no further request
 
     @property
     def in_head(self) -> bool:
-        return not self.state and not self.body and bool(self.buf)
+        return self.chunked is None and not self.body and bool(self.buf)
 
     def feed(self, data: bytes) -> None:
         while data and not self.upgraded and not self.done:
-            if self.state:
+            if self.chunked is not None:
                 data = self._feed_chunked(data)
             elif self.body:
                 data = self._feed_length(data)
@@ -226,7 +213,7 @@ class H11Parser:
         # on_request applied head.check_head: the framing is a single chunked or one
         # Content-Length of digits by now
         if te is not None:
-            self.state = _SIZE
+            self.chunked = ChunkedDecoder(self.conn, limits)
             return self._feed_chunked(rest)
         if cl is not None and int(cl):
             self.body = int(cl)
@@ -280,64 +267,12 @@ class H11Parser:
         return self._complete(data[left:])
 
     def _feed_chunked(self, data: bytes) -> bytes:
-        """Decode a chunked body (RFC 9112 7.1), as strictly as llhttp does."""
-        buf = self.cbuf + data if self.cbuf else data
-        self.cbuf = b""
-        pos = 0
-        conn = self.conn
-        while True:
-            state = self.state
-            if state == _DATA:
-                n = len(buf) - pos
-                if not n:
-                    return b""
-                left = self.left
-                if n < left:
-                    conn.on_body(buf[pos:] if pos else buf)
-                    self.left = left - n
-                    return b""
-                conn.on_body(buf[pos : pos + left])
-                pos += left
-                self.left = 0
-                self.state = _DATA_END
-                continue
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                rest = buf[pos:]
-                if b"\n" in rest or b"\r" in rest[:-1]:
-                    raise BadRequest("bare CR or LF in chunked body")
-                if len(rest) > _MAX_CHUNK_LINE:
-                    raise BadRequest("chunk line too long")
-                self.cbuf = rest
-                return b""
-            line = buf[pos:end]
-            pos = end + 2
-            if b"\r" in line or b"\n" in line:
-                raise BadRequest("bare CR or LF in chunked body")
-            if state == _DATA_END:
-                if line:
-                    raise BadRequest("chunk data not followed by CRLF")
-                self.state = _SIZE
-            elif state == _SIZE:
-                match = _CHUNK_LINE.fullmatch(line)
-                if match is None:
-                    raise BadRequest("invalid chunk size line")
-                size = int(match.group(1), 16)
-                if size:
-                    self.left = size
-                    self.state = _DATA
-                else:
-                    self.state = _TRAILERS
-                    self.trailers = 0
-            elif line:  # a trailer field: checked like a header, then dropped
-                match = _FIELD.fullmatch(line)
-                if match is None:
-                    raise BadRequest("invalid trailer field line")
-                self.trailers += 1
-                self.limits.check_field(self.trailers, match.group(1), match.group(2).strip())
-            else:
-                self.state = 0
-                return self._complete(buf[pos:])
+        """Decode a chunked body (gworkers.http.chunked); what follows it is the next request."""
+        rest = self.chunked.feed(data)
+        if rest is None:
+            return b""
+        self.chunked = None
+        return self._complete(rest)
 
     def _complete(self, rest: bytes) -> bytes:
         if not self.conn.on_complete():
@@ -357,12 +292,15 @@ def _check_target(limits: Limits, line: bytes) -> None:
 def _request_line_for_h11(line: bytes) -> bytes:
     """A request line with runs of SP, as h11 reads it: single SP (RFC 9112 3 lets a recipient
     split on runs, llhttp does); two words as an explicit HTTP/0.9 line (check_head answers
-    505, as for llhttp). Anything else is left as is for h11 to refuse."""
+    505, as for llhttp) when the second word can begin a request target, else 400 (the target
+    is missing: ``GET HTTP/1.1``). Anything else is left as is for h11 to refuse."""
     match = _LINE3.fullmatch(line)
     if match is not None:
         return b" ".join(match.groups())
     match = _LINE2.fullmatch(line)
     if match is not None:
+        if _TARGET_START.match(match.group(2)) is None:
+            raise BadRequest("malformed request line: no request target")
         return b" ".join(match.groups()) + b" HTTP/0.9"
     return line
 

@@ -3,6 +3,19 @@
 Only parsing lives here. llhttp is strict about line endings, whitespace and framing; where it
 is looser or stricter than ``head.check_head`` (custom methods, version numbers, codings), the
 error is translated to the status the h11 adapter gives for the same bytes.
+
+**Chunked bodies are decoded by us** (``chunked.ChunkedDecoder``, the h11 adapter's decoder):
+llhttp refuses the whitespace RFC 9112 7.1.1 allows around ``;`` and ``=`` in chunk extensions
+(``5; name=value``), and no leniency flag of llhttp changes that. When llhttp has parsed a
+chunked request's head, ``on_headers_complete`` stops it; the head's end is found in the bytes
+(its first empty line: llhttp refuses a bare CR or LF in a head), and the bytes after it go to
+the decoder; after the body a fresh llhttp parser takes the next request. Requests without a
+chunked body never reach any of this. The head's end can be found only when the bytes read
+before it are known: when the head began in an earlier read and nothing of another request
+came before it in this one, or when this read began between requests (each earlier request in
+it is its head and a Content-Length body). A chunked request that arrives in the same read as
+the end of a previous request's body or head is decoded by llhttp itself, as strictly as llhttp
+reads it (whitespace in chunk extensions refused).
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ import httptools
 
 from ...errors import BadRequest, ProtocolError
 from ..fields import is_token
+from .chunked import ChunkedDecoder
 from .head import check_transfer_encoding, method_error, watched_names
 from .limits import Limits
 
@@ -26,9 +40,19 @@ class _Stop(Exception):
     """Raised from on_message_complete: the connection reads no further request."""
 
 
+class _Chunked(Exception):
+    """Raised from on_headers_complete: the chunked body is ours to decode."""
+
+
+# Where a read began (``HttptoolsParser.read_state``): between requests, inside a head, or
+# inside a body.
+_BETWEEN, _IN_HEAD, _IN_BODY = 0, 1, 2
+
+
 class HttptoolsParser:
     __slots__ = (
         "buffered",
+        "chunked",
         "conn",
         "done",
         "head_size",
@@ -43,6 +67,9 @@ class HttptoolsParser:
         "notable",
         "on_body",
         "parser",
+        "read_messages",
+        "read_state",
+        "tail",
         "trailers",
         "url",
         "upgraded",
@@ -54,10 +81,12 @@ class HttptoolsParser:
         # llhttp's body callback goes straight to the connection (httptools looks its callbacks
         # up once, when the parser is made): no adapter frame per body chunk
         self.on_body = conn.on_body
-        self.parser = httptools.HttpRequestParser(self)
-        # llhttp refuses HTTP/1.2; RFC 9112 2.3 wants it served as 1.1 (head.read_request)
-        self.parser.set_dangerous_leniencies(lenient_version=True)
+        self.parser = self._new_parser()
         self.limits = Limits(config)
+        self.chunked: ChunkedDecoder | None = None  # a chunked body we are decoding
+        self.read_state = _BETWEEN  # where the read being parsed began
+        self.read_messages = 0  # requests begun before it
+        self.tail = b""  # the last bytes of a head still incomplete after a read
         self.url = b""
         self.headers: list = []
         # the fields head.read_request and the proxy check look at, collected while parsing so
@@ -81,44 +110,92 @@ class HttptoolsParser:
         )
         self.max_line = limits.line or 1 << 62
 
+    def _new_parser(self) -> httptools.HttpRequestParser:
+        parser = httptools.HttpRequestParser(self)
+        # llhttp refuses HTTP/1.2; RFC 9112 2.3 wants it served as 1.1 (head.read_request)
+        parser.set_dangerous_leniencies(lenient_version=True)
+        return parser
+
     def feed(self, data: bytes) -> None:
-        if self.done:
-            if self.method is not None:
-                self._refuse_method(self.method + data)
-            return
-        began = self.in_head
-        busy = bool(self.url)  # a request (its head or body) was in progress
-        if not busy:
-            # the start of a request line, kept (not copied) in case llhttp refuses its method
-            line = self.line
-            self.line = data if not line else line[:64] + data[:64]
-        messages = self.messages
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            if self.upgraded:
-                self.conn.on_upgrade(data[exc.args[0] :])
-            # else: the upgrade was refused; on_complete said to read nothing more
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, _Stop):
+        while True:
+            if self.chunked is not None:
+                data = self._feed_chunked(data)
+                if not data:
+                    return
+            if self.done:
+                if self.method is not None:
+                    self._refuse_method(self.method + data)
                 return
-            if isinstance(cause, ProtocolError):
-                raise cause from None
-            raise
-        except httptools.HttpParserInvalidMethodError:
-            if self.messages > messages and (self.messages > messages + 1 or began or busy):
-                # The refused request began inside this chunk, behind another one, and llhttp
-                # does not say where: its method cannot be told from garbage.
-                raise BadRequest("invalid method") from None
-            self._refuse_method(self.line)
-        except httptools.HttpParserError as exc:
-            raise self._translate(exc) from None
-        if began and self.in_head and messages == self.messages:
-            # The head began before this chunk and is still incomplete: llhttp keeps a field
-            # it has not finished in memory, so count what arrives (a slow endless header).
-            self.buffered += len(data)
-            self.limits.check_head_size(self.buffered)
+            began = self.in_head
+            busy = bool(self.url)  # a request (its head or body) was in progress
+            if not busy:
+                # the start of a request line, kept (not copied) in case llhttp refuses its method
+                line = self.line
+                self.line = data if not line else line[:64] + data[:64]
+            messages = self.messages
+            self.read_state = _IN_HEAD if began else _IN_BODY if busy else _BETWEEN
+            self.read_messages = messages
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                if self.upgraded:
+                    self.conn.on_upgrade(data[exc.args[0] :])
+                # else: the upgrade was refused; on_complete said to read nothing more
+            except httptools.HttpParserCallbackError as exc:
+                cause = exc.__context__
+                if isinstance(cause, _Chunked):
+                    # the bytes after a chunked request's head: its body is ours to decode
+                    data = self._take_chunked(data, messages)
+                    continue
+                if isinstance(cause, _Stop):
+                    return
+                if isinstance(cause, ProtocolError):
+                    raise cause from None
+                raise
+            except httptools.HttpParserInvalidMethodError:
+                if self.messages > messages and (self.messages > messages + 1 or began or busy):
+                    # The refused request began inside this chunk, behind another one, and
+                    # llhttp does not say where: its method cannot be told from garbage.
+                    raise BadRequest("invalid method") from None
+                self._refuse_method(self.line)
+            except httptools.HttpParserError as exc:
+                raise self._translate(exc) from None
+            if self.in_head:
+                # a head is incomplete: its last bytes, in case it ends a chunked request's head
+                self.tail = (self.tail + data)[-3:] if began else data[-3:]
+                if began and messages == self.messages:
+                    # The head began before this chunk and is still incomplete: llhttp keeps a
+                    # field it has not finished in memory, so count what arrives (a slow
+                    # endless header).
+                    self.buffered += len(data)
+                    self.limits.check_head_size(self.buffered)
+            return
+
+    def _feed_chunked(self, data: bytes) -> bytes:
+        """Decode a chunked body; once it ends, a fresh llhttp parser takes what follows."""
+        rest = self.chunked.feed(data)
+        if rest is None:
+            return b""
+        self.chunked = None
+        self.url = b""
+        self.parser = self._new_parser()
+        if not self.conn.on_complete():
+            # RFC 9112 9.6: nothing after a request that closes the connection is processed
+            self.done = True
+            return b""
+        return rest
+
+    def _take_chunked(self, data: bytes, messages: int) -> bytes:
+        """llhttp stopped at the end of a chunked request's head (``on_headers_complete``
+        said it could be found): the decoder gets the bytes after it."""
+        if self.read_state == _IN_HEAD:
+            # the head began in an earlier read and ends in this one, at its first empty line
+            tail = self.tail
+            end = (tail + data).find(b"\r\n\r\n") + 4 - len(tail)
+        else:
+            end = _head_end(data, self.messages - messages)
+        self.chunked = ChunkedDecoder(self.conn, self.limits)
+        return data[end:]
 
     def _refuse_method(self, line: bytes) -> None:
         """llhttp stops at the first byte no method it knows has; the answer (501 for an
@@ -192,10 +269,19 @@ class HttptoolsParser:
         self.trailers = 0
         self.line = b""
         parser = self.parser
+        notable = self.notable
         # llhttp reads "GET /" as HTTP/0.9, which check_head answers 505, as the h11 adapter does
         self.upgraded = self.conn.on_request(
-            parser.get_method(), self.url, parser.get_http_version(), self.headers, self.notable
+            parser.get_method(), self.url, parser.get_http_version(), self.headers, notable
         )
+        if len(notable) > 1 and not self.upgraded:
+            # on_request accepted the framing: a Transfer-Encoding field means a chunked body
+            for name, _ in notable:
+                if name == b"transfer-encoding":
+                    state = self.read_state
+                    if state == _BETWEEN or state == _IN_HEAD and self.messages == self.read_messages:
+                        raise _Chunked  # its head's end can be found: the body is ours
+                    break
 
     def on_message_complete(self) -> None:
         self.url = b""
@@ -203,3 +289,29 @@ class HttptoolsParser:
             # RFC 9112 9.6: nothing after a request that closes the connection is processed
             self.done = True
             raise _Stop
+
+
+def _head_end(data: bytes, count: int) -> int:
+    """Where the head of the ``count``-th request begun in ``data`` ends, for a read that began
+    between requests: each request before it in the read is its head (which ends at its first
+    empty line: llhttp refuses a bare CR or LF there) and a Content-Length body (a chunked one
+    would have been ours), and empty lines before a request line are skipped (RFC 9112 2.2)."""
+    pos = 0
+    while True:
+        while data[pos] in b"\r\n":
+            pos += 1
+        end = data.find(b"\r\n\r\n", pos) + 4
+        count -= 1
+        if not count:
+            return end
+        pos = end + _content_length(data[pos:end])
+
+
+def _content_length(head: bytes) -> int:
+    """The Content-Length of a head llhttp and ``head.check_head`` accepted (at most one such
+    field, digits only), or 0."""
+    at = head.lower().find(b"\r\ncontent-length:")
+    if at < 0:
+        return 0
+    at += 17
+    return int(head[at : head.find(b"\r\n", at)].strip(b" \t"))

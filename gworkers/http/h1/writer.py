@@ -130,7 +130,17 @@ class ResponseWriter:
         self.held = b""
         if held or prefix:
             self.write(held + prefix)
-        sent = await send_file(self, fd, offset, count) if count else 0
+        sent = 0
+        if count:
+            try:
+                sent = await send_file(self, fd, offset, count)
+            except ConnectionError:  # reset or broken pipe from sendfile (asyncio's loop.sendfile)
+                sent = -1
+            if sent < count:
+                # the peer went away mid-body: the stream tells the app (it sees sent < count)
+                self.cycle.on_disconnect()
+                self.close()
+                return max(sent, 0)
         suffix = b"\r\n" if chunked else b""
         if self.out_chunked and not more and not self.out_trailers:
             suffix += wire.LAST_CHUNK
@@ -186,7 +196,7 @@ class ResponseWriter:
             out.append(data)
             self.out_size += len(data)
         if self.out_size > OUT_HIGH_WATER:
-            self.flush()
+            self.flush_over()
 
     def write_last(self, data: bytes) -> None:
         """The last bytes of a response: written at once when nothing else is pending or may
@@ -203,7 +213,7 @@ class ResponseWriter:
             out.append(data)
             self.out_size += len(data)
             if self.out_size > OUT_HIGH_WATER:
-                self.flush()
+                self.flush_over()
 
     def write_parts(self, parts: Any) -> None:
         """Several buffers of one message (a chunk's size line, data, CRLF) without copying.
@@ -218,6 +228,8 @@ class ResponseWriter:
                 return
             if size > OUT_HIGH_WATER:
                 self.transport.writelines(parts)
+                if self.transport.is_closing():
+                    self.lost_while_writing()
                 return
             self.out = list(parts)
             self.out_size = size
@@ -226,7 +238,7 @@ class ResponseWriter:
             out.extend(parts)
             self.out_size += size
             if self.out_size > OUT_HIGH_WATER:
-                self.flush()
+                self.flush_over()
 
     def flush(self) -> None:
         out = self.out
@@ -240,6 +252,27 @@ class ResponseWriter:
         if self.closing and not self.closed:
             self.closed = True
             self.transport.close()
+
+    def flush_over(self) -> None:
+        """Past OUT_HIGH_WATER within one loop pass: write now, and notice a transport that
+        failed under us (see ``lost_while_writing``)."""
+        self.flush()
+        if not self.closed and self.transport.is_closing():
+            self.lost_while_writing()
+
+    def lost_while_writing(self) -> None:
+        """The transport failed on a write (the peer reset): ``connection_lost`` only comes on
+        a later loop pass, which an app sending without awaiting anything never reaches. Its
+        next send must fail now, as after ``connection_lost``, instead of writing into the void
+        for as long as it has data."""
+        if self.closed or self.closing:
+            return
+        self.closed = True
+        self.out = None
+        for stream in (self.cycle, self.reading, *self.pipeline):
+            if stream is not None:
+                stream.on_disconnect()
+        self.release_drain()
 
     def close(self) -> None:
         """Close once the pending writes are flushed."""
