@@ -36,13 +36,13 @@ from typing import Any
 
 from .config import Config
 from .context import AppCalls, WorkerContext
-from .errors import BootError
 from .http.extensions import connection_extensions
 from .http.fields import DefaultHeaders
 from .http.h1 import choose_parser
 from .http.h1.connection import HTTPConnection
 from .http.h1.flusher import Flusher
 from .http.h1.proxy_stage import ProxyGate
+from .http.protocols import connection_class
 from .proxy import ProxyTrust
 from .ws import make_upgrader
 
@@ -85,25 +85,13 @@ def task_factory(loop: asyncio.AbstractEventLoop, fresh_context: bool) -> Callab
     return loop.create_task
 
 
-def connection_class(config: Config, tls: bool) -> type:
-    """``HTTPConnection``, or the class that negotiates HTTP/2 when ``http_protocols`` has h2
-    (imported only then: the h2 package is the ``http2`` extra)."""
-    if "h2" not in config.http_protocols:
-        return HTTPConnection
-    try:
-        from .http.h2.negotiate import connection_class as negotiating
-    except ImportError as exc:
-        raise BootError(f"http_protocols has h2 but HTTP/2 cannot be served: {exc} "
-                        "(pip install 'gworkers[http2]')") from None
-    return negotiating(config, tls)
-
-
 class ServerState:
     """The connection registry of one worker, and the ``context`` its connections read."""
 
     __slots__ = (
-        "connection_class", "connections", "context", "defaults", "draining", "full", "idle",
-        "log", "loop", "max_connections", "on_full", "on_room", "parser_note", "pending", "resume_at", "ws_note",
+        "connection_class", "connections", "context", "defaults", "draining", "full", "idle", "log",
+        "loop", "max_connections", "on_full", "on_room", "parser_note", "pending", "resume_at",
+        "ws_note",
     )
 
     def __init__(

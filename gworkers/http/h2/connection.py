@@ -25,7 +25,6 @@ Limits, besides those ``H2Core`` and ``FrameGuard`` keep:
 from __future__ import annotations
 
 import asyncio
-from http import HTTPStatus
 from typing import Any
 
 from h2.errors import ErrorCodes
@@ -33,20 +32,18 @@ from h2.errors import ErrorCodes
 from ...context import WorkerContext
 from ...errors import ProtocolError
 from ...flow import WriteFlow
-from ..extensions import with_trailers
 from ..h1.limits import Limits
 from ..stream import AWAITING_START, HTTPStream
-from ..target import decode_path
 from .core import H2Core
+from .replies import answer, with_defaults
 from .request import Malformed, Request, read_request
-from .sink import StreamSink, status_bytes
+from .scope import http_scope
+from .sink import StreamSink
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 # Resets of streams whose app call was still running, per second, before the connection ends.
 RESET_BUDGET = 200
 _OFF = float("inf")
 SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
-_defaults_cache: list = [None, []]  # (the DefaultHeaders block parsed, its fields)
 
 
 class H2Protocol(WriteFlow, asyncio.Protocol):
@@ -213,7 +210,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         if calls.full():
             self.answer(stream_id, 503, reset_body=not ended)
             return
-        scope = self._scope(request)
+        scope = http_scope(self, request)
         sink = StreamSink(self, stream_id, not ended)
         stream = sink.stream = HTTPStream(sink, scope, context, ended,
                                           request.expect_continue and not ended)
@@ -226,34 +223,6 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         if not task.done():
             self.running.add(task)
             task.add_done_callback(self.running.discard)
-
-    def _scope(self, request: Request) -> dict:
-        raw_path, _, query = request.path.partition(b"?")
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = decode_path(raw_path)
-        root = self.config.root_path
-        state = self.context.lifespan_state
-        scope = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": "2",
-            "server": self.sockname,
-            "client": self.client,
-            "scheme": self.scheme,  # from the transport, never from :scheme
-            "method": request.method.decode("ascii"),
-            "root_path": root,
-            "path": root + path if root else path,
-            "raw_path": root.encode() + raw_path if root else raw_path,
-            "query_string": query,
-            "headers": request.fields,
-            "state": state.copy() if state else {},
-            "extensions": with_trailers(self.extensions) if request.te_trailers
-            else self.extensions,
-        }
-        if self.trusted:
-            self.context.proxy.apply(scope, self, None)
-        return scope
 
     def data(self, stream_id: int, data: bytes, size: int) -> None:
         sink = self.streams.get(stream_id)
@@ -360,33 +329,11 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     # ------------------------------------------------------------------ from the sinks
     def answer(self, stream_id: int, status: int, reset_body: bool = False) -> None:
         """The server's own small reply on a stream (413, 431, 500, 503 ...)."""
-        try:
-            body = HTTPStatus(status).phrase.encode()
-        except ValueError:
-            body = b""
-        fields = self.with_defaults([
-            (b":status", status_bytes(status)),
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-        ], None)
-        core = self.core
-        if core.send_headers(stream_id, fields, False):
-            core.send_data(stream_id, body, True)
-            if reset_body:
-                core.reset(stream_id, ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
-        self.flush_soon()
+        answer(self, stream_id, status, reset_body)
 
     def with_defaults(self, fields: list, overridden: frozenset | None) -> list:
         """``fields`` (``:status`` first) with the default headers (server, date, extras)."""
-        block = self.context.defaults.block
-        cache = _defaults_cache
-        if cache[0] is not block:
-            cache[1] = [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n") if line]
-            cache[0] = block
-        defaults = cache[1]
-        if overridden is not None:
-            defaults = [pair for pair in defaults if pair[0] not in overridden]
-        return [fields[0], *defaults, *fields[1:]]
+        return with_defaults(self.context.defaults.block, fields, overridden)
 
     def response_ended(self, sink: StreamSink) -> None:
         """Our side of the stream is closed; an upload nobody will read is stopped."""

@@ -33,8 +33,8 @@ class Malformed(Exception):
 class Request:
     """The request's pseudo-header fields and its regular fields, checked."""
 
-    __slots__ = ("authority", "content_length", "expect_continue", "fields", "method", "path",
-                 "protocol", "te_trailers")
+    __slots__ = ("authority", "content_length", "cookies", "expect_continue", "fields", "host",
+                 "method", "path", "protocol", "te_trailers")
 
     def __init__(self) -> None:
         self.method = b""
@@ -45,70 +45,82 @@ class Request:
         self.content_length: int | None = None
         self.te_trailers = False
         self.expect_continue = False
+        self.host: bytes | None = None
+        self.cookies: list[bytes] | None = None  # split cookie fields, joined at the end
 
 
 def read_request(headers: list, limits: Limits, body_limit: int) -> Request:
     """Check the decoded header block of a request (see the module docstring)."""
     request = Request()
-    fields = request.fields
     scheme = None
     regular = False
-    cookies: list[bytes] | None = None
-    host = None
     count = 0
     for name, value in headers:
         if name[:1] == b":":
             if regular:
                 raise Malformed("pseudo-header field after a regular field")
-            if name == b":method" and not request.method:
-                request.method = value
-            elif name == b":path" and not request.path:
-                request.path = value
-            elif name == b":scheme" and scheme is None:
-                scheme = value
-            elif name == b":authority" and request.authority is None:
-                request.authority = value
-            elif name == b":protocol" and request.protocol is None:
-                request.protocol = value
-            else:
-                raise Malformed(f"unexpected or repeated pseudo-header field {name!r}")
-            if _VALUE_BAD(value):
-                raise Malformed(f"invalid value in {name!r}")
+            scheme = _pseudo(request, name, value, scheme)
             continue
         regular = True
         count += 1
         limits.check_field(count, name, value)
-        if not _NAME_OK(name):
-            raise Malformed(f"invalid field name {name!r}")
-        if _VALUE_BAD(value):
-            raise Malformed(f"invalid value in field {name!r}")
-        if name in _FORBIDDEN:
-            raise Malformed(f"connection-specific field {name!r}")
-        if name == b"cookie":
-            if cookies is None:
-                cookies = []
-            cookies.append(value)
-            continue
-        if name == b"te":
-            if value.lower() != b"trailers":
-                raise Malformed("te other than trailers")
-            request.te_trailers = True
-        elif name == b"content-length":
-            if not value.isdigit() or request.content_length is not None \
-                    and request.content_length != int(value):
-                raise Malformed("invalid content-length")
-            request.content_length = int(value)
-        elif name == b"host":
-            host = value
-        elif name == b"expect" and value.lower() == b"100-continue":
-            request.expect_continue = True
-        fields.append((name, value))
-    _check_pseudo(request, scheme, host, limits)
+        _regular(request, name, value)
+    _check_pseudo(request, scheme, request.host, limits)
+    cookies = request.cookies
     if cookies is not None:
-        fields.append((b"cookie", cookies[0] if len(cookies) == 1 else b"; ".join(cookies)))
+        request.fields.append((b"cookie", cookies[0] if len(cookies) == 1
+                               else b"; ".join(cookies)))
     if body_limit and request.content_length is not None and request.content_length > body_limit:
         raise ContentTooLarge("request body too large")
     return request
+
+
+def _pseudo(request: Request, name: bytes, value: bytes, scheme: bytes | None) -> bytes | None:
+    """One pseudo-header field, each at most once; returns ``:scheme`` as seen so far."""
+    if name == b":method" and not request.method:
+        request.method = value
+    elif name == b":path" and not request.path:
+        request.path = value
+    elif name == b":scheme" and scheme is None:
+        scheme = value
+    elif name == b":authority" and request.authority is None:
+        request.authority = value
+    elif name == b":protocol" and request.protocol is None:
+        request.protocol = value
+    else:
+        raise Malformed(f"unexpected or repeated pseudo-header field {name!r}")
+    if _VALUE_BAD(value):
+        raise Malformed(f"invalid value in {name!r}")
+    return scheme
+
+
+def _regular(request: Request, name: bytes, value: bytes) -> None:
+    """One regular field: checked, then kept (cookies aside, joined at the end)."""
+    if not _NAME_OK(name):
+        raise Malformed(f"invalid field name {name!r}")
+    if _VALUE_BAD(value):
+        raise Malformed(f"invalid value in field {name!r}")
+    if name in _FORBIDDEN:
+        raise Malformed(f"connection-specific field {name!r}")
+    if name == b"cookie":
+        if request.cookies is None:
+            request.cookies = []
+        request.cookies.append(value)
+        return
+    if name == b"te":
+        if value.lower() != b"trailers":
+            raise Malformed("te other than trailers")
+        request.te_trailers = True
+    elif name == b"content-length":
+        if not value.isdigit() or request.content_length is not None \
+                and request.content_length != int(value):
+            raise Malformed("invalid content-length")
+        request.content_length = int(value)
+    elif name == b"host":
+        request.host = value
+    elif name == b"expect" and value.lower() == b"100-continue":
+        request.expect_continue = True
+    request.fields.append((name, value))
 
 
 def _check_pseudo(request: Request, scheme: bytes | None, host: bytes | None,

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import os
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from h2.errors import ErrorCodes
 
 from ...errors import AppProtocolError
 from ..sink import Headers, ResponseHead
-
-if TYPE_CHECKING:
-    from .connection import H2Protocol
 
 # Connection-specific response fields an app may send that HTTP/2 forbids (RFC 9113 8.2.2).
 _DROPPED = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
@@ -42,13 +39,14 @@ def h2_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
 
 
 class StreamSink:
-    """The response side of one h2 stream (see the module docstring)."""
+    """The response side of one h2 stream (see the module docstring). ``conn`` is the
+    ``H2Protocol`` (not imported here: it imports this module)."""
 
     __slots__ = ("blocked_since", "conn", "ended", "head", "id", "pending", "pending_end",
                  "received", "receiving", "sent_head", "stream", "with_trailers", "unacked", "waiter",
                  "window")
 
-    def __init__(self, conn: H2Protocol, stream_id: int, receiving: bool) -> None:
+    def __init__(self, conn: Any, stream_id: int, receiving: bool) -> None:
         self.conn = conn
         self.id = stream_id
         self.stream: Any = None  # the HTTPStream, set once created
