@@ -84,6 +84,9 @@ class PrefaceConnection(HTTPConnection):
             H2Protocol(self.context).adopt(self.transport, data)  # (registers itself first)
             self.context.registry.connection_lost(self)
             return
+        # uvloop calls the data_received it looked up when the protocol was set: set it again,
+        # or every later read of this connection would come back here
+        self.transport.set_protocol(self)
         self.data_received(data)
 
 
