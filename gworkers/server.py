@@ -365,6 +365,9 @@ class Server:
         """A quick exit was asked for while draining: stop waiting, bar a moment for the
         close frames and last writes to leave."""
         self._deadline = min(self._deadline, self.state.loop.time() + QUICK_GRACE)
+        for conn in list(self.state.connections):
+            if hasattr(conn, "hurry"):
+                conn.hurry()  # HTTP/2 says goodbye in its own terms: resets, a last GOAWAY
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -391,17 +394,18 @@ class Server:
         added: the listeners are closed), the app calls still running are awaited: work an
         app does after its response, or after its client left, is part of the drain.
         ``quick`` (or ``hurry()`` during the wait) cuts the wait to a moment for the close
-        frames to leave. Whatever is left at the deadline is aborted (connections) and
-        cancelled (app calls). Returns how many of each: ``(0, 0)`` when all finished in time.
-        """
+        frames to leave. What is left at the deadline is aborted or cancelled: returns how
+        many connections and app calls (``(0, 0)`` when all finished in time)."""
         state = self.state
         loop = state.loop
         state.draining = True
-        self._deadline = min(self._deadline, loop.time() + (QUICK_GRACE if quick else timeout))
+        self._deadline = min(self._deadline, loop.time() + timeout)
         if self._resuming is not None:
             self._resuming.cancel()
         for conn in list(state.connections):
             conn.shutdown()
+        if quick:
+            self.hurry()  # (the deadline a moment away, HTTP/2's last GOAWAY)
         await self.close_listeners()
         # (sockets accepted just before the listeners closed have their protocol by now; they
         # were told to shut down when they registered)

@@ -53,6 +53,18 @@ async def app(scope, receive, send):
         while not os.path.exists(gate):
             await asyncio.sleep(0.01)
         return await apps.respond(send, body=b"gate open")
+    if path == "/started-then-read":
+        # the response begins before the body is read; records how the body ended
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"started", "more_body": True})
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                _mark(f"read ended: {message['type']}")
+                break
+        if message["type"] == "http.request":
+            await send({"type": "http.response.body", "body": b" done"})
+        return
     if path == "/cookies":
         cookies = [v for n, v in scope["headers"] if n == b"cookie"]
         return await apps.respond(send, body=b"|".join(cookies))

@@ -15,6 +15,8 @@ from h2.events import (
     ConnectionTerminated,
     DataReceived,
     InformationalResponseReceived,
+    PingAckReceived,
+    PingReceived,
     ResponseReceived,
     StreamEnded,
     StreamReset,
@@ -71,6 +73,9 @@ class H2Client:
             normalize_outbound_headers=False))
         self.responses: dict[int, Response] = {}
         self.goaway: ConnectionTerminated | None = None
+        self.goaways: list = []  # every GOAWAY, in order (a drain, then a quick exit)
+        self.pings: list[bytes] = []  # PINGs the server sent
+        self.ping_acks: list[bytes] = []  # answers to ours
         self.closed = False
         self.received = 0
         # h2 as a client refuses every frame after a GOAWAY, even the streams the server still
@@ -157,6 +162,7 @@ class H2Client:
                 self.goaway = ConnectionTerminated()
                 self.goaway.error_code = frame.error_code
                 self.goaway.last_stream_id = frame.last_stream_id
+                self.goaways.append(self.goaway)
             elif isinstance(frame, HeadersFrame) and response is not None:
                 headers = self.conn.decoder.decode(frame.data, raw=True)
                 if response.headers:
@@ -190,6 +196,11 @@ class H2Client:
                 response.reset = event.error_code
         elif isinstance(event, ConnectionTerminated):
             self.goaway = event
+            self.goaways.append(event)
+        elif isinstance(event, PingReceived):
+            self.pings.append(event.ping_data)
+        elif isinstance(event, PingAckReceived):
+            self.ping_acks.append(event.ping_data)
 
     def until(self, predicate, timeout: float = 20.0, message: str = "condition"):
         end = time.monotonic() + timeout

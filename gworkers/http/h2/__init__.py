@@ -6,6 +6,7 @@
                     flow control, refusals, GOAWAY
 * ``frames.py``     frame headers read as bytes pass: header-block cap, flood budget
 * ``request.py``    a request's header block checked and read for the scope
+* ``deadlines.py``  the once-a-second stream checks: stalled responses, late request bodies
 * ``scope.py``      the ASGI scope of a request (proxy trust, root_path as on HTTP/1.1)
 * ``replies.py``    the server's own replies on a stream, the default response fields
 * ``sink.py``       one ``ResponseSink`` per stream: HEADERS and DATA within the windows

@@ -16,10 +16,14 @@ Limits, besides those ``H2Core`` and ``FrameGuard`` keep:
   stream if the response has begun), the header limits 431/414, as on HTTP/1.1.
 * While the transport's write buffer is over its high-water mark (a peer that does not read),
   nothing more is read from it: its PINGs and SETTINGS cannot make us buffer answers.
-* A response stalled on a closed flow-control window for ``timeout_request_body`` seconds is
-  reset (CANCEL): other streams and connections go on.
+* A response stalled on a closed flow-control window, or a request body that stops arriving,
+  for ``timeout_request_body`` seconds ends that stream (``deadlines.py``): other streams and
+  connections go on.
 * Idle (no stream) for ``timeout_keep_alive`` seconds: GOAWAY and close. On a drain: GOAWAY
-  naming the last stream accepted, those streams finish, new ones are refused, then close.
+  naming the last stream accepted, those streams finish, new ones are refused, then close. On
+  a quick exit (``hurry``): the open streams are reset, a second GOAWAY, close. No PING of
+  ours: an idle connection is closed by its timeout, not probed (the peer's PINGs are
+  answered, within the flood budget).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ...flow import WriteFlow
 from ..h1.limits import Limits
 from ..stream import AWAITING_START, HTTPStream
 from .core import H2Core
+from .deadlines import check_streams
 from .replies import answer, with_defaults
 from .request import Malformed, Request, read_request
 from .scope import http_scope
@@ -126,6 +131,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.upgrade_body -= n
         sink = self.streams.get(1)
         if sink is not None and not sink.stream.disconnected:
+            sink.body_progress += n
             sink.stream.on_body(data[:n])
             if not self.upgrade_body:
                 sink.receiving = False
@@ -233,8 +239,9 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         sink.received += len(data)
         limit = self.config.limit_request_body
         if limit and sink.received > limit:
-            self._too_large(sink)
+            self.end_upload(sink, 413)
             return
+        sink.body_progress += len(data)
         if size > len(data):
             sink.consumed(size - len(data))  # padding: never handed to the app
         if stream.disconnected:
@@ -242,18 +249,20 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             return
         stream.on_body(data)
 
-    def _too_large(self, sink: StreamSink) -> None:
-        """A body past ``limit_request_body``: 413 if the response has not begun, else reset."""
+    def end_upload(self, sink: StreamSink, status: int) -> None:
+        """A request body we stop taking (413 past ``limit_request_body``, 408 late): answer
+        ``status`` if the response has not begun, else reset the stream."""
         sink.receiving = False
         stream = sink.stream
         if stream.state is AWAITING_START and not sink.sent_head:
             stream.on_disconnect()
-            self.answer(sink.id, 413, reset_body=True)
-            stream.answered(413)
+            self.answer(sink.id, status, reset_body=True)
+            stream.answered(status)
             sink.ended = True
             self.response_ended(sink)
         else:
             self.core.reset(sink.id, ErrorCodes.CANCEL)
+            self.streams.pop(sink.id, None)
             sink.gone()
             stream.on_disconnect()
 
@@ -382,11 +391,13 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.closed = True
         self.transport.close()
 
-    def _disconnect_all(self) -> None:
+    def _disconnect_all(self, reset: bool = False) -> None:
         streams = list(self.streams.values())
         self.streams.clear()
         self.blocked.clear()
         for sink in streams:
+            if reset:
+                self.core.reset(sink.id, ErrorCodes.CANCEL)
             sink.receiving = False
             sink.gone()
             sink.stream.on_disconnect()
@@ -401,16 +412,8 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             return
         self.core.new_budget_window()
         self.resets = 0
-        stall = self.config.timeout_request_body
-        if stall and self.blocked:
-            for sink in list(self.blocked.values()):
-                if now - sink.blocked_since >= stall:
-                    self.context.log.debug("HTTP/2 stream %d stalled on flow control", sink.id)
-                    self.core.reset(sink.id, ErrorCodes.CANCEL)
-                    self.streams.pop(sink.id, None)
-                    sink.gone()
-                    sink.stream.on_disconnect()
-            self.flush()
+        if self.streams:
+            check_streams(self, now)
         if not self.streams and not self.running and now >= self.idle_deadline:
             self.shutdown()
 
@@ -421,3 +424,15 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.close()
         else:
             self.flush()
+
+    def hurry(self) -> None:
+        """A quick exit (SIGINT/SIGQUIT): the streams still open will not finish. Each is reset
+        (CANCEL: the client knows its response is cut, not complete) and a GOAWAY follows -- the
+        second one if a drain sent the first -- naming the last stream taken; then we close,
+        letting those frames leave first (the server aborts what is left after its grace)."""
+        if self.closed or self.core.closed:
+            return
+        self.core.drain()
+        self.core.goodbye()  # (queued before the resets end the last stream, which closes)
+        self._disconnect_all(reset=True)
+        self.close()

@@ -227,6 +227,14 @@ class H2Core:
         except (StreamClosedError, H2ProtocolError, KeyError):
             pass  # closed already: nothing to reset
 
+    def receive_window(self, stream_id: int) -> int:
+        """Bytes the peer may still send on this stream before we open its window (0 if
+        closed)."""
+        try:
+            return self.conn.remote_flow_control_window(stream_id)
+        except (StreamClosedError, H2ProtocolError, KeyError):
+            return 0
+
     def stream_open(self, stream_id: int) -> bool:
         """Whether h2 still holds the stream open in some direction."""
         stream = self.conn.streams.get(stream_id)
@@ -241,6 +249,16 @@ class H2Core:
         if self.draining or self.closed:
             return
         self.draining = True
+        frame = GoAwayFrame(0, last_stream_id=self.conn.highest_inbound_stream_id,
+                            error_code=ErrorCodes.NO_ERROR)
+        self.written += frame.serialize()
+
+    def goodbye(self) -> None:
+        """The last GOAWAY of a quick exit (after the drain's, if one was sent): NO_ERROR, the
+        same last stream id (it may not grow, RFC 9113 6.8); nothing is sent after it."""
+        if self.closed:
+            return
+        self.closed = True
         frame = GoAwayFrame(0, last_stream_id=self.conn.highest_inbound_stream_id,
                             error_code=ErrorCodes.NO_ERROR)
         self.written += frame.serialize()

@@ -21,6 +21,7 @@ from h2.errors import ErrorCodes
 
 from ...errors import AppProtocolError
 from ..sink import Headers, ResponseHead
+from .deadlines import body_window
 
 # Connection-specific response fields an app may send that HTTP/2 forbids (RFC 9113 8.2.2).
 _DROPPED = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
@@ -42,7 +43,7 @@ class StreamSink:
     """The response side of one h2 stream (see the module docstring). ``conn`` is the
     ``H2Protocol`` (not imported here: it imports this module)."""
 
-    __slots__ = ("blocked_since", "conn", "ended", "head", "id", "pending", "pending_end",
+    __slots__ = ("blocked_since", "body_deadline", "body_progress", "conn", "ended", "head", "id", "pending", "pending_end",
                  "received", "receiving", "sent_head", "stream", "with_trailers", "unacked", "waiter",
                  "window")
 
@@ -62,6 +63,8 @@ class StreamSink:
         self.pending_end = False
         self.waiter: Any = None  # resolved when ``pending`` has left
         self.blocked_since = 0.0
+        self.body_progress = 0  # request body bytes in the current timeout window
+        self.body_deadline = body_window(conn.config, conn.loop.time()) if receiving else 0.0
 
     # ------------------------------------------------------------------ ResponseSink
     def informational(self, status: int, headers: Headers) -> None:
