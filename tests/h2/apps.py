@@ -65,7 +65,42 @@ async def app(scope, receive, send):
         if message["type"] == "http.request":
             await send({"type": "http.response.body", "body": b" done"})
         return
+    if path == "/grpc.Echo/Stream":
+        return await _grpc_stream(scope, receive, send)
+    if path == "/page":
+        # a browser's page: the protocol the request came over, in the DOM
+        html = (f"<html><body><p id=proto>http_version={scope['http_version']}</p>"
+                "</body></html>").encode()
+        _mark(f"page over {scope['http_version']}")
+        return await apps.respond(send, body=html, content_type=b"text/html")
     if path == "/cookies":
         cookies = [v for n, v in scope["headers"] if n == b"cookie"]
         return await apps.respond(send, body=b"|".join(cookies))
     return await apps.app(scope, receive, send)
+
+
+async def _grpc_stream(scope, receive, send):
+    """gRPC-shaped bidirectional streaming: each length-prefixed message is answered upper-cased
+    as soon as it is whole (so a client can wait for one answer before it sends the next),
+    then trailers with grpc-status. The HTTP version the app saw rides in a header."""
+    await send({"type": "http.response.start", "status": 200, "trailers": True, "headers": [
+        (b"content-type", b"application/grpc"),
+        (b"x-http-version", scope["http_version"].encode())]})
+    buffer = b""
+    count = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        buffer += message.get("body", b"")
+        while len(buffer) >= 5 and len(buffer) >= 5 + int.from_bytes(buffer[1:5], "big"):
+            size = int.from_bytes(buffer[1:5], "big")
+            payload, buffer = buffer[5:5 + size], buffer[5 + size:]
+            count += 1
+            await send({"type": "http.response.body", "body": b"\0" + size.to_bytes(4, "big")
+                        + payload.upper(), "more_body": True})
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send({"type": "http.response.trailers", "headers": [
+        (b"grpc-status", b"0"), (b"x-messages", str(count).encode())]})
