@@ -32,13 +32,16 @@ def choose_engine(kind: str) -> tuple[type | None, str]:
 
 
 def make_upgrader(config: Any) -> tuple[Any, str]:
-    """``(context, scope, draining) -> session``: the session an ``Upgrade: websocket`` request
+    """``(context, scope, draining[, session_class]) -> session``: the session an ``Upgrade: websocket`` request
     is handed to (``ws = none`` still gets one: it refuses the handshake cleanly, 400)."""
     from .session import WebSocketSession
 
     engine, note = choose_engine(config.ws)
 
-    def upgrade(context: Any, scope: dict, draining: bool) -> WebSocketSession:
-        return WebSocketSession(context, scope, engine, draining)
+    def upgrade(context: Any, scope: dict, draining: bool,
+                session_class: type = WebSocketSession) -> WebSocketSession:
+        """``session_class``: a subclass that answers the handshake in its protocol's terms
+        (HTTP/2's extended CONNECT)."""
+        return session_class(context, scope, engine, draining)
 
     return upgrade, note

@@ -68,11 +68,16 @@ def valid_close_code(code: Any) -> bool:
 def check_handshake(scope: dict) -> tuple[bytes, list[str], list[bytes]]:
     """``(key, subprotocols, extension offers)`` of a valid opening handshake (RFC 6455 4.2.1).
 
-    Raises BadRequest (400) or UpgradeRequired (426, with the version we speak).
+    Raises BadRequest (400) or UpgradeRequired (426, with the version we speak). Over HTTP/2
+    (RFC 8441) the handshake is an extended CONNECT the connection already recognised, and
+    there is no key (no Sec-WebSocket-Accept): the key comes back empty.
     """
-    if scope["method"] != "GET":
+    h2 = scope["http_version"] == "2"
+    if h2:
+        pass  # CONNECT with :protocol websocket, checked by the HTTP/2 connection
+    elif scope["method"] != "GET":
         raise BadRequest("a WebSocket handshake must be a GET")
-    if scope["http_version"] != "1.1":
+    elif scope["http_version"] != "1.1":
         raise BadRequest("a WebSocket handshake needs HTTP/1.1")
     key = version = None
     protocols: list[str] = []
@@ -96,6 +101,8 @@ def check_handshake(scope: dict) -> tuple[bytes, list[str], list[bytes]]:
         raise BadRequest("missing Sec-WebSocket-Version")
     if version.strip() != b"13":
         raise UpgradeRequired("unsupported Sec-WebSocket-Version")
+    if h2:
+        return b"", protocols, offers
     if key is None:
         raise BadRequest("missing Sec-WebSocket-Key")
     try:
@@ -397,29 +404,22 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
 
     # ------------------------------------------------------------------ handshake
     def accept(self, subprotocol: str | None, headers: Any) -> None:
-        parts = [
-            b"HTTP/1.1 101 Switching Protocols\r\n",
-            self.context.defaults.block,
-            b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
-            accept_token(self.key),
-            b"\r\n",
-        ]
         engine = self.engine
+        fields = []
         if engine.extension_header is not None:
-            parts.append(b"sec-websocket-extensions: %b\r\n" % engine.extension_header)
+            fields.append((b"sec-websocket-extensions", engine.extension_header))
         if subprotocol is not None:
             raw = subprotocol.encode("ascii", "replace") if isinstance(subprotocol, str) else b""
             if not raw or not all(c in _SUBPROTOCOL_CHARS for c in raw):
                 raise AppProtocolError(f"invalid subprotocol {subprotocol!r}")
-            parts.append(b"sec-websocket-protocol: %b\r\n" % raw)
+            fields.append((b"sec-websocket-protocol", raw))
         for name, value in headers:
             check_header(name, value)
             lname = name.lower()
             if lname in _OWN_HEADERS or subprotocol is not None and lname == b"sec-websocket-protocol":
                 continue
-            parts.append(b"%b: %b\r\n" % (name, value))
-        parts.append(b"\r\n")
-        self.transport.write(b"".join(parts))
+            fields.append((name, value))
+        self.write_accept(fields)
         self.plain = engine.extension_header is None
         self.state = OPEN
         engine.open()
@@ -435,6 +435,19 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         early, self.early = self.early, b""
         if early:
             engine.feed(early)
+
+    def write_accept(self, fields: list[tuple[bytes, bytes]]) -> None:
+        """The accepting response with ``fields`` (HTTP/1.1: 101 Switching Protocols)."""
+        parts = [
+            b"HTTP/1.1 101 Switching Protocols\r\n",
+            self.context.defaults.block,
+            b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
+            accept_token(self.key),
+            b"\r\n",
+        ]
+        parts.extend(b"%b: %b\r\n" % pair for pair in fields)
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
 
     def start_response(self, message: dict) -> None:
         """The ``websocket.http.response`` extension: the app's own denial response."""

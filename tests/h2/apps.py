@@ -21,6 +21,8 @@ def _mark(line: str) -> None:
 
 
 async def app(scope, receive, send):
+    if scope["type"] == "websocket":
+        _mark(f"websocket over {scope['http_version']}")
     if scope["type"] != "http":
         return await apps.app(scope, receive, send)
     path = scope["path"]
@@ -72,6 +74,16 @@ async def app(scope, receive, send):
         html = (f"<html><body><p id=proto>http_version={scope['http_version']}</p>"
                 "</body></html>").encode()
         _mark(f"page over {scope['http_version']}")
+        return await apps.respond(send, body=html, content_type=b"text/html")
+    if path == "/ws-page":
+        # a browser's page that opens a WebSocket to this server and shows the echo
+        html = (b"<html><body><p id=ws>waiting</p><script>"
+                b"const out = document.getElementById('ws');"
+                b"const ws = new WebSocket('wss://' + location.host + '/ws');"
+                b"ws.onopen = () => ws.send('hello from the browser');"
+                b"ws.onmessage = (e) => { out.textContent = 'echo: ' + e.data; ws.close(); };"
+                b"ws.onerror = () => { out.textContent = 'error'; };"
+                b"</script></body></html>")
         return await apps.respond(send, body=html, content_type=b"text/html")
     if path == "/cookies":
         cookies = [v for n, v in scope["headers"] if n == b"cookie"]

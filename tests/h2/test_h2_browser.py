@@ -1,6 +1,7 @@
 """A real browser: Debian's chromium, headless, loads a page from the worker over https and
 negotiates h2 by ALPN; the app saw ``http_version`` "2" and wrote it into the page chromium
-dumps. Both workers."""
+dumps; a WebSocket the page opens runs over that HTTP/2 connection (RFC 8441). Both
+workers."""
 
 from __future__ import annotations
 
@@ -31,3 +32,13 @@ def test_chromium_loads_a_page_over_h2(start_h2, worker, tmp_path):
     dom = chromium(tmp_path, f"https://localhost:{h2.server.port}/page")
     assert "http_version=2" in dom
     assert h2.marks() == ["page over 2"]
+
+
+def test_chromium_websocket_over_h2(start_h2, worker, tmp_path):
+    """The page opens a WebSocket to the same origin: chromium sends it as an extended CONNECT
+    on its HTTP/2 connection (RFC 8441, which we advertise), and the echo reaches the DOM."""
+    h2 = start_h2(worker, tls=True)
+    dom = chromium(tmp_path, f"https://localhost:{h2.server.port}/ws-page",
+                   "--virtual-time-budget=10000")
+    assert "echo: hello from the browser" in dom
+    assert "websocket over 2" in h2.marks()

@@ -9,5 +9,6 @@
 * ``deadlines.py``  the once-a-second stream checks: stalled responses, late request bodies
 * ``scope.py``      the ASGI scope of a request (proxy trust, root_path as on HTTP/1.1)
 * ``replies.py``    the server's own replies on a stream, the default response fields
+* ``websocket.py``  RFC 8441: the WebSocket session over a stream (extended CONNECT)
 * ``sink.py``       one ``ResponseSink`` per stream: HEADERS and DATA within the windows
 """

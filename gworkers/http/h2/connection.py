@@ -44,11 +44,11 @@ from .replies import answer, with_defaults
 from .request import Malformed, Request, read_request
 from .scope import http_scope
 from .sink import StreamSink
+from .websocket import StreamChannel, open_tunnel, tunnels_window
 
 # Resets of streams whose app call was still running, per second, before the connection ends.
 RESET_BUDGET = 200
 _OFF = float("inf")
-SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
 class H2Protocol(WriteFlow, asyncio.Protocol):
@@ -57,8 +57,8 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     __slots__ = (
         "__weakref__", "blocked", "client", "closed", "config", "context", "core",
         "drain_waiter", "extensions", "flush_handle", "lingering", "idle_deadline", "limits", "loop",
-        "max_streams", "resets", "running", "scheme", "sockname", "streams", "task",
-        "transport", "trusted", "upgrade", "upgrade_body", "write_paused", "receiving_now",
+        "max_streams", "resets", "running", "scheme", "sockname", "streams", "task", "tunnels",
+        "transport", "trusted", "write_paused", "receiving_now",
     )
 
     def __init__(self, context: WorkerContext) -> None:
@@ -70,6 +70,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.max_streams = config.http2_max_concurrent_streams
         self.streams: dict[int, StreamSink] = {}
         self.blocked: dict[int, StreamSink] = {}  # streams waiting for window, in order
+        self.tunnels: dict[int, StreamChannel] = {}  # WebSockets (RFC 8441), websocket.py
         self.running: set[asyncio.Task] = set()  # app calls of this connection not returned
         self.resets = 0
         self.transport: Any = None
@@ -86,8 +87,6 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.lingering = False  # GOAWAY and our FIN sent after an error; reading to drop
         self.idle_deadline = 0.0
         self.task = None  # (the server cancels ``conn.task`` when a drain runs out of time)
-        self.upgrade: tuple | None = None
-        self.upgrade_body = 0  # bytes of the upgraded request's body still to come
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
@@ -102,41 +101,6 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         transport.set_protocol(self)
         self.connection_made(transport)
         self.data_received(data)
-
-    def prepare_upgrade(self, settings: bytes, request: Request) -> None:
-        """``Upgrade: h2c``: ``settings`` (HTTP2-Settings) and the request, answered as stream 1
-        once the HTTP/1.1 connection hands the transport over (``start``)."""
-        self.upgrade = (settings, request)
-
-    def start(self, transport: Any, rest: bytes) -> None:
-        """Take the transport over from the HTTP/1.1 connection (which registered us): 101,
-        our preface, the request as stream 1, then the client's preface in ``rest``."""
-        settings, request = self.upgrade
-        self.upgrade = None
-        transport.write(SWITCHING)
-        self._attach(transport, register=False)
-        self.core.initiate(settings)
-        self.core.last_stream = 1
-        self.upgrade_body = request.content_length or 0
-        self._open(1, request, not self.upgrade_body)
-        self.flush()
-        transport.resume_reading()
-        if rest:
-            self.data_received(rest)
-
-    def _upgrade_body(self, data: bytes) -> bytes:
-        """The body of the upgraded request (HTTP/1.1 bytes before the client preface): stream
-        1's, pushed as it comes; returns what follows it."""
-        n = min(len(data), self.upgrade_body)
-        self.upgrade_body -= n
-        sink = self.streams.get(1)
-        if sink is not None and not sink.stream.disconnected:
-            sink.body_progress += n
-            sink.stream.on_body(data[:n])
-            if not self.upgrade_body:
-                sink.receiving = False
-                sink.stream.on_body_end()
-        return data[n:]
 
     def _attach(self, transport: Any, register: bool = True) -> None:
         self.transport = transport
@@ -158,10 +122,6 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             context.registry.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.upgrade_body:
-            data = self._upgrade_body(data)
-            if not data:
-                return
         self.receiving_now = True
         try:
             self.core.receive(data)
@@ -207,7 +167,15 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.context.log.debug("Refused HTTP/2 request: %s", exc)
             self.answer(stream_id, exc.status, reset_body=not ended)
             return
+        if request.protocol is not None:
+            open_tunnel(self, stream_id, request, ended)
+            return
         self._open(stream_id, request, ended)
+
+    def tunnel_closed(self, channel: StreamChannel) -> None:
+        """A WebSocket stream is over (``StreamChannel.finish``)."""
+        if self.tunnels.pop(channel.id, None) is not None and not self.streams:
+            self._idle()
 
     def _open(self, stream_id: int, request: Request, ended: bool) -> None:
         """Start the app call for a checked request."""
@@ -233,6 +201,10 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     def data(self, stream_id: int, data: bytes, size: int) -> None:
         sink = self.streams.get(stream_id)
         if sink is None or not sink.receiving:
+            tunnel = self.tunnels.get(stream_id) if self.tunnels else None
+            if tunnel is not None:
+                tunnel.received(data, size)
+                return
             self.core.open_window(stream_id, size)  # nobody reads it: let the peer finish
             return
         stream = sink.stream
@@ -269,6 +241,9 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     def end(self, stream_id: int) -> None:
         sink = self.streams.get(stream_id)
         if sink is None:
+            tunnel = self.tunnels.get(stream_id) if self.tunnels else None
+            if tunnel is not None:
+                tunnel.end_received()
             return
         sink.receiving = False
         sink.stream.on_body_end()
@@ -278,6 +253,10 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     def reset(self, stream_id: int, code: int) -> None:
         sink = self.streams.pop(stream_id, None)
         if sink is None:
+            tunnel = self.tunnels.get(stream_id) if self.tunnels else None
+            if tunnel is not None:
+                tunnel.ended = True
+                tunnel.finish()
             return
         self.blocked.pop(stream_id, None)
         stream = sink.stream
@@ -293,6 +272,8 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.core.terminate(ErrorCodes.ENHANCE_YOUR_CALM, "too many streams reset or refused")
 
     def window(self, stream_id: int) -> None:
+        if self.tunnels:
+            tunnels_window(self.tunnels, stream_id)
         blocked = self.blocked
         if not blocked:
             return
@@ -312,7 +293,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.terminated(code, "GOAWAY from the peer")
             return
         self.core.draining = True
-        if not self.streams:
+        if not self.streams and not self.tunnels:
             self.close()
 
     def terminated(self, code: int, reason: str) -> None:
@@ -336,9 +317,10 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.close()
 
     # ------------------------------------------------------------------ from the sinks
-    def answer(self, stream_id: int, status: int, reset_body: bool = False) -> None:
+    def answer(self, stream_id: int, status: int, reset_body: bool = False,
+               fields: Any = ()) -> None:
         """The server's own small reply on a stream (413, 431, 500, 503 ...)."""
-        answer(self, stream_id, status, reset_body)
+        answer(self, stream_id, status, reset_body, fields)
 
     def with_defaults(self, fields: list, overridden: frozenset | None) -> list:
         """``fields`` (``:status`` first) with the default headers (server, date, extras)."""
@@ -357,10 +339,14 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     def _forget(self, sink: StreamSink) -> None:
         if self.streams.get(sink.id) is sink:
             del self.streams[sink.id]
-        if not self.streams:
-            self.idle_deadline = self.loop.time() + (self.config.timeout_keep_alive or _OFF)
-            if self.core.draining:
-                self.close()
+        if not self.streams and not self.tunnels:
+            self._idle()
+
+    def _idle(self) -> None:
+        """No stream left: the keep-alive clock starts, a draining connection closes."""
+        self.idle_deadline = self.loop.time() + (self.config.timeout_keep_alive or _OFF)
+        if self.core.draining:
+            self.close()
 
     async def drain(self) -> None:
         """Wait until the transport takes writes again."""
@@ -395,6 +381,11 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         streams = list(self.streams.values())
         self.streams.clear()
         self.blocked.clear()
+        for tunnel in list(self.tunnels.values()):
+            if reset:
+                tunnel.abort()
+            tunnel.ended = True
+            tunnel.finish()
         for sink in streams:
             if reset:
                 self.core.reset(sink.id, ErrorCodes.CANCEL)
@@ -414,16 +405,17 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.resets = 0
         if self.streams:
             check_streams(self, now)
-        if not self.streams and not self.running and now >= self.idle_deadline:
+        if not self.streams and not self.tunnels and not self.running \
+                and now >= self.idle_deadline:
             self.shutdown()
 
     def shutdown(self) -> None:
         """Drain: GOAWAY with the last stream accepted; close once those have finished."""
         self.core.drain()
-        if not self.streams:
+        if not self.streams and not self.tunnels:
             self.close()
         else:
-            self.flush()
+            self.flush()  # (a WebSocket's session closes itself: it is in the registry too)
 
     def hurry(self) -> None:
         """A quick exit (SIGINT/SIGQUIT): the streams still open will not finish. Each is reset

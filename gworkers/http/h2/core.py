@@ -88,6 +88,8 @@ class H2Core:
             SettingCodes.INITIAL_WINDOW_SIZE: config.http2_initial_window_size,
             SettingCodes.MAX_FRAME_SIZE: config.http2_max_frame_size,
             SettingCodes.MAX_HEADER_LIST_SIZE: config.http2_max_header_list_size,
+            # RFC 8441: WebSockets by extended CONNECT (websocket.py)
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
         }
         conn.local_settings = Settings(client=False, initial_values=advertised)
         conn.max_inbound_frame_size = config.http2_max_frame_size

@@ -37,6 +37,7 @@ from .request import Malformed, read_request
 # The largest request body an Upgrade: h2c request may carry: it arrives before the client
 # preface and is held for stream 1 (a larger one is served on HTTP/1.1).
 UPGRADE_BODY_MAX = 65536
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 _HOP = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive", b"te",
                   b"proxy-connection", b"transfer-encoding"))
 
@@ -136,9 +137,51 @@ class UpgradeConnection(HTTPConnection):
                                    self.config.limit_request_body)
         except (Malformed, ProtocolError):
             return None  # served (and refused) on HTTP/1.1
-        protocol = H2Protocol(self.context)
-        protocol.prepare_upgrade(settings[0], request)
-        return protocol
+        return UpgradedH2Protocol(self.context, settings[0], request)
+
+
+class UpgradedH2Protocol(H2Protocol):
+    """The HTTP/2 connection an ``Upgrade: h2c`` request becomes: the request is stream 1
+    (answered after ``101 Switching Protocols``), its body arrives as HTTP/1.1 bytes before the
+    client preface and is pushed to stream 1 as it comes."""
+
+    __slots__ = ("upgrade", "upgrade_body")
+
+    def __init__(self, context: Any, settings: bytes, request: Any) -> None:
+        super().__init__(context)
+        self.upgrade = (settings, request)  # (HTTP2-Settings, the request), until ``start``
+        self.upgrade_body = request.content_length or 0  # its body's bytes still to come
+
+    def start(self, transport: Any, rest: bytes) -> None:
+        """Take the transport over from the HTTP/1.1 connection (which registered us): 101,
+        our preface, the request as stream 1, then what followed its head in ``rest``."""
+        settings, request = self.upgrade
+        self.upgrade = None
+        transport.write(SWITCHING)
+        self._attach(transport, register=False)
+        self.core.initiate(settings)
+        self.core.last_stream = 1
+        self._open(1, request, not self.upgrade_body)
+        self.flush()
+        transport.resume_reading()
+        if rest:
+            self.data_received(rest)
+
+    def data_received(self, data: bytes) -> None:
+        if self.upgrade_body:
+            n = min(len(data), self.upgrade_body)
+            self.upgrade_body -= n
+            sink = self.streams.get(1)
+            if sink is not None and not sink.stream.disconnected:
+                sink.body_progress += n
+                sink.stream.on_body(data[:n])
+                if not self.upgrade_body:
+                    sink.receiving = False
+                    sink.stream.on_body_end()
+            data = data[n:]
+            if not data:
+                return
+        H2Protocol.data_received(self, data)
 
 
 class PrefaceOrUpgradeConnection(PrefaceConnection):

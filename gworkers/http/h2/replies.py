@@ -30,10 +30,11 @@ def with_defaults(block: bytes, fields: list, overridden: frozenset | None) -> l
     return [fields[0], *defaults, *fields[1:]]
 
 
-def answer(conn: Any, stream_id: int, status: int, reset_body: bool = False) -> None:
+def answer(conn: Any, stream_id: int, status: int, reset_body: bool = False,
+           fields: Any = ()) -> None:
     """A short text/plain reply with ``status`` on the stream of ``conn`` (an ``H2Protocol``);
     ``reset_body``: the request body is still coming and nobody will read it (RFC 9113 8.1:
-    the stream is then reset with NO_ERROR after the response)."""
+    the stream is then reset with NO_ERROR after the response); ``fields``: more fields."""
     try:
         body = HTTPStatus(status).phrase.encode()
     except ValueError:
@@ -42,6 +43,7 @@ def answer(conn: Any, stream_id: int, status: int, reset_body: bool = False) -> 
         (b":status", status_bytes(status)),
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
+        *fields,
     ], None)
     core = conn.core
     if core.send_headers(stream_id, fields, False):
