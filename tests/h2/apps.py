@@ -13,6 +13,12 @@ from tests import apps, ext_apps
 
 _EXT = {"/extensions", "/pathsend", "/zerocopy", "/trailers", "/early-hints"}
 _waiting: list[asyncio.Future] = []
+_events: dict[str, asyncio.Event] = {}
+
+
+def _browser_ws_closed() -> asyncio.Event:
+    """Set once the browser's WebSocket (``/ws-page``) has ended."""
+    return _events.setdefault("browser-ws", asyncio.Event())
 
 
 def _mark(line: str) -> None:
@@ -23,6 +29,11 @@ def _mark(line: str) -> None:
 async def app(scope, receive, send):
     if scope["type"] == "websocket":
         _mark(f"websocket over {scope['http_version']}")
+        if scope["path"] == "/ws-browser":
+            try:
+                return await apps.app(scope, receive, send)  # echo until the browser closes
+            finally:
+                _browser_ws_closed().set()
     if scope["type"] != "http":
         return await apps.app(scope, receive, send)
     path = scope["path"]
@@ -76,15 +87,20 @@ async def app(scope, receive, send):
         _mark(f"page over {scope['http_version']}")
         return await apps.respond(send, body=html, content_type=b"text/html")
     if path == "/ws-page":
-        # a browser's page that opens a WebSocket to this server and shows the echo
+        # a browser's page that opens a WebSocket to this server and shows the echo; the
+        # script after it is answered once the page's WebSocket has closed, so the load event
+        # (which --dump-dom waits for) comes after the echo reached the DOM: no timers
         html = (b"<html><body><p id=ws>waiting</p><script>"
                 b"const out = document.getElementById('ws');"
-                b"const ws = new WebSocket('wss://' + location.host + '/ws');"
+                b"const ws = new WebSocket('wss://' + location.host + '/ws-browser');"
                 b"ws.onopen = () => ws.send('hello from the browser');"
                 b"ws.onmessage = (e) => { out.textContent = 'echo: ' + e.data; ws.close(); };"
-                b"ws.onerror = () => { out.textContent = 'error'; };"
-                b"</script></body></html>")
+                b"ws.onerror = () => { out.textContent = 'error'; ws.close(); };"
+                b"</script><script src='/after-ws'></script></body></html>")
         return await apps.respond(send, body=html, content_type=b"text/html")
+    if path == "/after-ws":
+        await _browser_ws_closed().wait()
+        return await apps.respond(send, body=b"", content_type=b"text/javascript")
     if path == "/cookies":
         cookies = [v for n, v in scope["headers"] if n == b"cookie"]
         return await apps.respond(send, body=b"|".join(cookies))

@@ -38,7 +38,6 @@ def test_chromium_websocket_over_h2(start_h2, worker, tmp_path):
     """The page opens a WebSocket to the same origin: chromium sends it as an extended CONNECT
     on its HTTP/2 connection (RFC 8441, which we advertise), and the echo reaches the DOM."""
     h2 = start_h2(worker, tls=True)
-    dom = chromium(tmp_path, f"https://localhost:{h2.server.port}/ws-page",
-                   "--virtual-time-budget=10000")
+    dom = chromium(tmp_path, f"https://localhost:{h2.server.port}/ws-page")
     assert "echo: hello from the browser" in dom
     assert "websocket over 2" in h2.marks()
