@@ -14,10 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from ._version import PROG
 from .config import SETTINGS, Setting
 from .errors import ConfigError
-
-PROG = "gworkers-run"
 
 # uvicorn spells this one "--ws-per-message-deflate BOOLEAN"; a bare flag means true here too.
 VALUED_BOOLS = {"ws_per_message_deflate"}

@@ -11,34 +11,30 @@ exit code 2, and a boot failure (port in use, missing module, unusable TLS files
 instead of Gunicorn's retry loops and tracebacks. The embedded arbiter reads nothing but what it
 is given here: ``BaseApplication`` never looks at ``gunicorn.conf.py`` or ``GUNICORN_CMD_ARGS``,
 and Gunicorn 25.1+'s control socket is turned off.
+
+The socket is bound by ``listen.py``, a ``--log-config`` read by ``runlogging.py``, and the app
+loaded in each worker by ``loading.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib.util
-import json
 import logging
 import os
 import signal
-import socket
 import ssl
-import stat
 import sys
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
+from ._version import PROG, __version__
 from .config import SETTINGS, env_default
-from .errors import BootError, ConfigError
-from .lifespan import answer_lifespan
-
-USAGE_ERROR = 2
-BOOT_ERROR = 3
-PROG = "gworkers-run"
+from .errors import BOOT_ERROR, USAGE_ERROR, BootError, ConfigError
+from .listen import bind_socket
+from .loading import load_app
+from .runlogging import apply_log_config, logger_class, read_log_config
 
 
 def version_line() -> str:
@@ -85,38 +81,6 @@ def load_env_file(path: str) -> None:
     load_dotenv(path)
 
 
-def read_log_config(path: str | dict) -> tuple[str, Any]:
-    """('ini', path) or ('dict', the parsed .json/.yaml dictConfig), checked before boot."""
-    if isinstance(path, dict):  # run(log_config={...})
-        return "dict", path
-    suffix = Path(path).suffix.lower()
-    try:
-        if suffix == ".json":
-            with open(path) as f:
-                data = json.load(f)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise ConfigError("log_config: PyYAML is not installed") from None
-            with open(path) as f:
-                data = yaml.safe_load(f)
-        else:
-            import configparser
-
-            parser = configparser.ConfigParser()
-            if not parser.read(path) or not parser.has_section("loggers"):
-                raise ConfigError(f"log_config: {path!r} is not a logging .ini file")
-            return "ini", path
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"log_config: cannot read {path!r}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"log_config: {path!r} does not hold a dictConfig mapping")
-    return "dict", data
-
-
 def build_ssl_context(values: Mapping[str, Any]) -> ssl.SSLContext:
     """The server TLS context, uvicorn's way: protocol, chain (+ key password), client certs."""
     context = ssl.SSLContext(values["ssl_version"])
@@ -148,221 +112,6 @@ def check_app_spec(spec: str) -> None:
         found = None
     if found is None:
         raise BootError(f"could not import module {module!r}")
-
-
-# --------------------------------------------------------------------------- listening socket
-
-
-def _unix_in_use(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
-
-
-def bind_socket(values: Mapping[str, Any]) -> tuple[int, str]:
-    """Bind the listening socket now, for a clear error; hand its fd to Gunicorn (fd://N).
-
-    Returns the fd (Gunicorn takes ownership and closes it after duplicating) and a
-    description for messages.
-    """
-    backlog = values["backlog"]
-    if values["fd"] is not None:
-        fd = values["fd"]
-        try:
-            mode = os.fstat(fd).st_mode
-        except OSError:
-            raise ConfigError(f"fd: {fd} is not an open file descriptor") from None
-        if not stat.S_ISSOCK(mode):
-            raise ConfigError(f"fd: {fd} is not a socket")
-        return fd, f"fd {fd}"
-    if values["uds"] is not None:
-        path = values["uds"]
-        if os.path.exists(path):
-            if not stat.S_ISSOCK(os.stat(path).st_mode):
-                raise BootError(f"cannot listen on unix:{path}: the path exists and is not a socket")
-            if _unix_in_use(path):
-                raise BootError(f"cannot listen on unix:{path}: address already in use")
-            os.unlink(path)  # a stale socket left by a server that died
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            os.chmod(path, 0o666)
-            sock.listen(backlog)
-        except OSError as exc:
-            sock.close()
-            raise BootError(f"cannot listen on unix:{path}: {exc.strerror or exc}") from None
-        return sock.detach(), f"unix:{path}"
-    host, port = values["host"], values["port"]
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise BootError(f"cannot listen on {where}: {exc.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except OSError as exc:
-        sock.close()
-        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise BootError(f"cannot listen on {where}: {reason}") from None
-    return sock.detach(), where
-
-
-# --------------------------------------------------------------------------- logging
-
-
-_COLORS = {logging.DEBUG: "36", logging.INFO: "32", logging.WARNING: "33",
-           logging.ERROR: "31", logging.CRITICAL: "1;31"}
-
-
-class _ColorFormatter(logging.Formatter):
-    """Wraps Gunicorn's formatter and colours the level name."""
-
-    def __init__(self, inner: logging.Formatter) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def format(self, record: logging.LogRecord) -> str:
-        saved = record.levelname
-        record.levelname = f"\x1b[{_COLORS.get(record.levelno, '0')}m{saved}\x1b[0m"
-        try:
-            return self.inner.format(record)
-        finally:
-            record.levelname = saved
-
-
-def apply_log_config(log_config: tuple[str, Any]) -> None:
-    """Apply a --log-config read by ``read_log_config`` (raises on a config logging rejects)."""
-    import copy
-    import logging.config
-
-    kind, data = log_config
-    if kind == "ini":
-        logging.config.fileConfig(data, disable_existing_loggers=False)
-    else:
-        logging.config.dictConfig(copy.deepcopy(data))
-
-
-def logger_class(colors: bool, log_config: tuple[str, Any] | None) -> type:
-    """Gunicorn's logger, then the user's --log-config on top of it, or coloured levels.
-
-    The config is applied after Gunicorn's own setup (and again on each HUP), whole, as
-    logging's dictConfig/fileConfig read it: Gunicorn's ``logconfig_dict`` merges only the
-    top-level keys, which breaks a config that does not define Gunicorn's own handlers.
-    """
-    from gunicorn.glogging import Logger
-
-    class EmbeddedLogger(Logger):
-        def setup(self, cfg: Any) -> None:
-            super().setup(cfg)
-            if log_config is not None:
-                apply_log_config(log_config)
-                return
-            if not colors:
-                return
-            for handler in self.error_log.handlers:
-                if isinstance(handler, logging.StreamHandler) and handler.formatter is not None \
-                        and not isinstance(handler.formatter, _ColorFormatter):
-                    handler.setFormatter(_ColorFormatter(handler.formatter))
-
-    return EmbeddedLogger
-
-
-# --------------------------------------------------------------------------- app loading
-
-
-class FailedApp:
-    """Served while ``--reload`` waits for a fix: 500 with the import error, any interface.
-
-    Callable as ASGI3 (scope, receive, send), ASGI2 (scope) and WSGI (environ, start_response),
-    so whatever ``--interface`` says, the worker stays up and says what went wrong.
-    """
-
-    def __init__(self, message: str) -> None:
-        self.body = message.encode("utf-8", "replace")
-
-    def __call__(self, *args: Any) -> Any:
-        if len(args) == 2:  # WSGI
-            args[1]("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8"),
-                                                  ("Content-Length", str(len(self.body)))])
-            return [self.body]
-        if len(args) == 1:  # ASGI2
-            scope = args[0]
-            return lambda receive, send: self._asgi(scope, receive, send)
-        return self._asgi(*args)
-
-    async def _asgi(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            return await answer_lifespan(receive, send)
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                    (b"content-length", b"%d" % len(self.body))]})
-            await send({"type": "http.response.body", "body": self.body})
-        elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1011})
-
-
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def app_traceback(exc: BaseException) -> str:
-    """The traceback of an app's import error without the frames of importlib and gworkers."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(("<frozen", _OWN_DIR))
-              and os.path.basename(os.path.dirname(f.filename)) != "importlib"]
-    text = "".join(traceback.format_exception_only(type(exc), exc))
-    if frames:
-        text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + text
-    return text
-
-
-def load_app(app: Any, factory: bool, reload: bool) -> Any:
-    """Runs in each worker (the master never imports the app): import, call the factory.
-
-    Without --reload a failure is one log line and exit code 3 (the arbiter halts); with
-    --reload the error is logged and served as a 500 until the next edit fixes it.
-    """
-    from .apps import import_from_string
-
-    log = logging.getLogger("gunicorn.error")
-    if reload:
-        # A .pyc is trusted while the source keeps its size and its mtime's whole second: an
-        # edit saved within the second of the last import (v1 -> v2) would load the old code.
-        # Edited code is compiled fresh instead; the reload watcher ignores *.pyc anyway.
-        sys.dont_write_bytecode = True
-    try:
-        if isinstance(app, str):
-            return import_from_string(app, factory=factory)
-        if factory:
-            if not callable(app):
-                raise BootError(f"factory {app!r} is not callable")
-            return app()
-        return app
-    except BootError as exc:
-        if reload:
-            log.error("gworkers: %s (waiting for a change)", exc)
-            return FailedApp(f"gworkers: {exc}\n")
-        log.error("gworkers: %s", exc)
-        sys.exit(BOOT_ERROR)
-    except Exception as exc:  # noqa: BLE001 - the app's own import error is reported, not raised
-        text = app_traceback(exc)
-        if reload:
-            log.error("gworkers: cannot load %r (waiting for a change):\n%s", app, text)
-            return FailedApp(f"gworkers: cannot load {app!r}:\n{text}")
-        log.error("gworkers: cannot load %r:\n%s", app, text)
-        sys.exit(BOOT_ERROR)
 
 
 # --------------------------------------------------------------------------- the application
@@ -484,6 +233,35 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
             raise ConfigError(f"env_file: no such file {env_file!r}")
         load_env_file(env_file)  # before the environment defaults are read
     values = resolve(options)
+    base = _worker_base(base)
+    check_options(app, values)
+    app_dir = os.path.abspath(values["app_dir"] or ".")
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    if isinstance(app, str):
+        check_app_spec(app)
+    if values["ssl_certfile"]:
+        try:
+            build_ssl_context(values)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise BootError(f"cannot load the TLS certificate/key: {exc}") from None
+    # Worker settings of the command line travel in CONFIG_KWARGS; a default the base class
+    # sets itself (H11Worker's loop/http/ws) is kept unless the option was given.
+    class_defaults = getattr(base, "DEFAULTS", {})
+    worker_kwargs = {name: values[name] for name, s in SETTINGS.items()
+                     if s.scope == "worker"
+                     and (name in options or (s.flags and name not in class_defaults))}
+    if values["http2"]:
+        # uvicorn's switch: ALPN h2 with TLS; without, h2c by prior knowledge and by Upgrade
+        worker_kwargs.setdefault("http_protocols", ("h2", "h1"))
+        if not values["ssl_certfile"]:
+            worker_kwargs.setdefault("http2_cleartext", "both")
+    worker_class = build_worker_class(base, worker_kwargs)
+    return _application(app, values, worker_class)
+
+
+def _worker_base(base: Any) -> type:
+    """The worker class to build on: ``gworkers.Worker`` or a subclass, maybe by name."""
     # Gunicorn is imported only now, once $WEB_CONCURRENCY is known to be a number.
     from .workers import Worker
 
@@ -493,6 +271,12 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
         base = _import_dotted(base.replace(":", "."))
     if not (isinstance(base, type) and issubclass(base, Worker)):
         raise ConfigError(f"worker_class: {base!r} is not a gworkers worker class")
+    return base
+
+
+def check_options(app: Any, values: Mapping[str, Any]) -> None:
+    """The options that cannot go together or name files and directories that are missing,
+    and a ``--log-config`` that logging rejects: usage errors (exit 2), before anything runs."""
     if values["http2"] or "h2" in values["http_protocols"]:
         _need_h2()
     if values["uds"] is not None and values["fd"] is not None:
@@ -521,28 +305,11 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
             raise ConfigError(f"reload_dir: no such directory {directory!r}")
     if values["ssl_keyfile"] and not values["ssl_certfile"]:
         raise ConfigError("ssl_keyfile needs ssl_certfile")
-    app_dir = os.path.abspath(values["app_dir"] or ".")
-    if app_dir not in sys.path:
-        sys.path.insert(0, app_dir)
-    if isinstance(app, str):
-        check_app_spec(app)
-    if values["ssl_certfile"]:
-        try:
-            build_ssl_context(values)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise BootError(f"cannot load the TLS certificate/key: {exc}") from None
-    # Worker settings of the command line travel in CONFIG_KWARGS; a default the base class
-    # sets itself (H11Worker's loop/http/ws) is kept unless the option was given.
-    class_defaults = getattr(base, "DEFAULTS", {})
-    worker_kwargs = {name: values[name] for name, s in SETTINGS.items()
-                     if s.scope == "worker"
-                     and (name in options or (s.flags and name not in class_defaults))}
-    if values["http2"]:
-        # uvicorn's switch: ALPN h2 with TLS; without, h2c by prior knowledge and by Upgrade
-        worker_kwargs.setdefault("http_protocols", ("h2", "h1"))
-        if not values["ssl_certfile"]:
-            worker_kwargs.setdefault("http2_cleartext", "both")
-    worker_class = build_worker_class(base, worker_kwargs)
+
+
+def _application(app: Any, values: dict[str, Any], worker_class: type) -> tuple[Any, Any]:
+    """Bind the socket and build the Gunicorn application (and the reloader) around it; the
+    socket is closed again (and a unix socket's path removed) if that fails."""
     app_name = app if isinstance(app, str) else getattr(app, "__name__", type(app).__name__)
     fd, _ = bind_socket(values)
     try:

@@ -6,6 +6,11 @@ maps exception types to statuses: it reads ``exc.status`` and writes the reply.
 
 from __future__ import annotations
 
+# Exit codes Gunicorn's arbiter understands (and ``gworkers-run`` uses the same way): a usage
+# error, and a boot error (the arbiter halts instead of respawning the worker).
+USAGE_ERROR = 2
+BOOT_ERROR = 3
+
 
 class ConfigError(ValueError):
     """A setting with a bad name or value; the message names the setting."""

@@ -24,11 +24,10 @@ from gunicorn.workers.base import Worker as _GunicornWorker
 from .accesslog import build_bridge
 from .apps import adapt
 from .config import Config
-from .errors import BootError, ConfigError
+from .errors import BOOT_ERROR, BootError, ConfigError
 from .lifespan import Lifespan
 from .server import Server, ServerState
 
-BOOT_ERROR = 3
 # Seconds a quick exit (SIGINT/SIGQUIT) gives lifespan shutdown: the arbiter allows 2 s in all.
 QUICK_LIFESPAN = 1.0
 

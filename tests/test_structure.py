@@ -15,14 +15,12 @@ MAX_MODULE_LINES = 450
 # Still over the limits (issue 15 is not finished): each entry must still be over, so the list
 # shrinks as they are split, and nothing new may join it.
 KNOWN_LONG_FUNCTIONS = {
-    "gworkers.embed": {"prepare"},
     "gworkers.http.h1.connection": {"on_request"},
     "gworkers.http.h1.h11_parser": {"_head"},
     "gworkers.http.h1.head": {"check_head"},
     "gworkers.proxy": {"apply"},
-    "gworkers.ws.session": {"send"},
 }
-KNOWN_LONG_MODULES = {"gworkers.config", "gworkers.embed", "gworkers.http.h1.connection",
+KNOWN_LONG_MODULES = {"gworkers.config", "gworkers.http.h1.connection",
                       "gworkers.ws.session"}
 
 

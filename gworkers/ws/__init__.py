@@ -1,7 +1,8 @@
-"""WebSocket support: one ASGI session (``session.py``) over two sans-IO engines.
+"""WebSocket support: one ASGI session (``session.py``) over two sans-IO engines, carried by a
+byte channel and answered through a protocol's handshake responder (``channel.py``).
 
 ``choose_engine`` picks the engine for the ``ws`` setting; ``make_upgrader`` returns the callable
-``WorkerContext.websocket_upgrade`` that the HTTP connection calls for ``Upgrade: websocket``.
+``WorkerContext.websocket_upgrade`` that a protocol calls for a WebSocket opening request.
 """
 
 from __future__ import annotations
@@ -32,16 +33,14 @@ def choose_engine(kind: str) -> tuple[type | None, str]:
 
 
 def make_upgrader(config: Any) -> tuple[Any, str]:
-    """``(context, scope, draining[, session_class]) -> session``: the session an ``Upgrade: websocket`` request
-    is handed to (``ws = none`` still gets one: it refuses the handshake cleanly, 400)."""
+    """``(context, scope, responder, draining) -> session``: the session a WebSocket opening
+    request is handed to, answering through the protocol's ``responder`` (``ws = none`` still
+    gets one: it refuses the handshake cleanly, 400)."""
     from .session import WebSocketSession
 
     engine, note = choose_engine(config.ws)
 
-    def upgrade(context: Any, scope: dict, draining: bool,
-                session_class: type = WebSocketSession) -> WebSocketSession:
-        """``session_class``: a subclass that answers the handshake in its protocol's terms
-        (HTTP/2's extended CONNECT)."""
-        return session_class(context, scope, engine, draining)
+    def upgrade(context: Any, scope: dict, responder: Any, draining: bool) -> WebSocketSession:
+        return WebSocketSession(context, scope, engine, responder, draining)
 
     return upgrade, note

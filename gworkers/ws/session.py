@@ -1,11 +1,15 @@
-"""The ONE ASGI WebSocket session, whichever engine frames the bytes.
+"""The ONE ASGI WebSocket session, whichever engine frames the bytes and whichever protocol
+carries them.
 
-The HTTP connection hands its transport over (``transport.set_protocol``, reading paused) with
-the bytes that followed the request head; from then on this protocol owns the transport. It validates the
-opening handshake (400/426 before the app is called), runs the app, writes the 101 (or the
-app's denial response, or 403), assembles messages from the engine's fragments, enforces
-``ws_max_size`` and ``ws_max_queue``, pings the peer from the server's once-a-second tick, and
-performs the closing handshake: a close frame always precedes the TCP close.
+The session runs over a byte channel and answers the opening handshake through a responder,
+both given by the protocol that carried the request (``channel.py``): after an HTTP/1.1 upgrade
+the channel is the connection's transport and the responder writes HTTP/1.1 (``http/h1/
+upgrade.py``); an HTTP/2 stream (RFC 8441) provides both for itself. The session never writes
+HTTP: it validates the opening handshake through the responder (400/426 before the app is
+called), runs the app, has the responder accept (or send the app's denial response, or 403),
+assembles messages from the engine's fragments, enforces ``ws_max_size`` and ``ws_max_queue``,
+pings the peer from the server's once-a-second tick, and performs the closing handshake: a close
+frame always precedes the channel's close.
 
 The engines (``websockets_impl``, ``wsproto_impl``) only frame: they push ``on_data``,
 ``on_pong``, ``on_close`` and ``on_failed`` into the session (or ``deliver``, a whole message
@@ -21,10 +25,7 @@ waiting) -> one Task step -> ``send`` writes one frame.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextvars
-import hashlib
 import os
 from collections import deque
 from typing import Any
@@ -32,30 +33,18 @@ from typing import Any
 from ..errors import AppProtocolError, BadRequest, ClientDisconnected, ProtocolError
 from ..flow import WriteFlow, wake
 from ..http.fields import check_header
-from ..http.h1 import wire
+from .channel import ByteChannel, HandshakeResponder
 from .framing import BINARY, SMALL_TEXT, TEXT, data_frame
+from .handshake import VERSION_FIELD, Handshake, accept_fields
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-# How long the peer gets to answer our close frame (or to take our last bytes) before the TCP
-# connection is aborted.
+# How long the peer gets to answer our close frame (or to take our last bytes) before the channel
+# is aborted.
 CLOSE_TIMEOUT = 10.0
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = "connecting", "open", "closing", "closed", "responding"
 
 _CONNECT = {"type": "websocket.connect"}
-_SUBPROTOCOL_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-# Headers of the 101 the session writes itself; the app's copies are dropped.
-_OWN_HEADERS = frozenset(
-    (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-extensions",
-     b"content-length", b"transfer-encoding")
-)
 _failure_logged = False  # the first app failure before accept is logged with its traceback
-
-
-class UpgradeRequired(ProtocolError):
-    status = 426
 
 
 def valid_close_code(code: Any) -> bool:
@@ -65,89 +54,36 @@ def valid_close_code(code: Any) -> bool:
     )
 
 
-def check_handshake(scope: dict) -> tuple[bytes, list[str], list[bytes]]:
-    """``(key, subprotocols, extension offers)`` of a valid opening handshake (RFC 6455 4.2.1).
-
-    Raises BadRequest (400) or UpgradeRequired (426, with the version we speak). Over HTTP/2
-    (RFC 8441) the handshake is an extended CONNECT the connection already recognised, and
-    there is no key (no Sec-WebSocket-Accept): the key comes back empty.
-    """
-    h2 = scope["http_version"] == "2"
-    if h2:
-        pass  # CONNECT with :protocol websocket, checked by the HTTP/2 connection
-    elif scope["method"] != "GET":
-        raise BadRequest("a WebSocket handshake must be a GET")
-    elif scope["http_version"] != "1.1":
-        raise BadRequest("a WebSocket handshake needs HTTP/1.1")
-    key = version = None
-    protocols: list[str] = []
-    offers: list[bytes] = []
-    for name, value in scope["headers"]:
-        if name[:14] != b"sec-websocket-":
-            continue
-        if name == b"sec-websocket-key":
-            if key is not None:
-                raise BadRequest("more than one Sec-WebSocket-Key")
-            key = value
-        elif name == b"sec-websocket-version":
-            if version is not None:
-                raise BadRequest("more than one Sec-WebSocket-Version")
-            version = value
-        elif name == b"sec-websocket-protocol":
-            protocols.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
-        elif name == b"sec-websocket-extensions":
-            offers.append(value)
-    if version is None:
-        raise BadRequest("missing Sec-WebSocket-Version")
-    if version.strip() != b"13":
-        raise UpgradeRequired("unsupported Sec-WebSocket-Version")
-    if h2:
-        return b"", protocols, offers
-    if key is None:
-        raise BadRequest("missing Sec-WebSocket-Key")
-    try:
-        raw = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 16:
-        raise BadRequest("invalid Sec-WebSocket-Key")
-    return key, protocols, offers
-
-
-def accept_token(key: bytes) -> bytes:
-    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
-
-
 class WebSocketSession(WriteFlow, asyncio.Protocol):
+    """One WebSocket: the app's ``receive``/``send`` over a ``ByteChannel``.
+
+    The channel's owner pushes ``data_received``, ``eof_received``, ``connection_lost`` and the
+    write flow calls into it (an asyncio transport does so itself, after ``set_protocol``).
+    """
+
     def __init__(self, context: Any, http_scope: dict, engine_class: type | None,
-                 draining: bool = False) -> None:
+                 responder: HandshakeResponder, draining: bool = False) -> None:
         self.context = context
         self.config = config = context.config
         self.loop = context.loop
         self.app = context.app
-        self.transport: Any = None
+        self.channel: ByteChannel = None  # type: ignore[assignment]  # given by start()
+        self.responder = responder
+        # set when the session is a connection of its own in the server's registry (HTTP/1.1
+        # after an upgrade); a session on an HTTP/2 stream is reached through its connection
+        self.registry: Any = None
         self.refusal: ProtocolError | None = None
         self.engine: Any = None
-        key, subprotocols = b"", []
+        self.handshake: Handshake | None = None
         if engine_class is None:
             self.refusal = BadRequest("WebSocket support is disabled on this server")
         else:
             try:
-                key, subprotocols, offers = check_handshake(http_scope)
-                self.engine = engine_class(self, config, offers)
+                self.handshake = handshake = responder.check(http_scope)
+                self.engine = engine_class(self, config, handshake.offers)
             except ProtocolError as exc:
                 self.refusal = exc
-        self.key = key
-        scope = dict(http_scope)
-        del scope["method"]
-        scope["type"] = "websocket"
-        scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
-        scope["subprotocols"] = subprotocols
-        # the connection's HTTP response extensions (pathsend, early hints...) do not apply
-        extensions = {k: v for k, v in (scope.get("extensions") or {}).items() if k[:5] != "http."}
-        extensions["websocket.http.response"] = {}
-        scope["extensions"] = extensions
-        self.scope = scope
+        self.scope = websocket_scope(http_scope, self.handshake)
         self.state = CONNECTING
         self.connect_sent = False
         self.queue: deque[dict] = deque()
@@ -161,29 +97,26 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         self.write_paused = False
         self.read_paused = False
         self.lost = False
-        self.closing = False  # the TCP close was asked for; nothing more is written or read
-        self.deadline = 0.0  # abort the transport past this (CLOSING, or CLOSED and unflushed)
+        self.closing = False  # the channel's close was asked for; nothing more is written or read
+        self.deadline = 0.0  # abort the channel past this (CLOSING, or CLOSED and unflushed)
         self.early = b""  # bytes received before the app accepted
         self.shutting_down = draining  # close with 1012 as soon as the app accepts
         self.next_ping = 0.0
         self.ping_deadline = 0.0
         self.ping_payload = b""
         self.plain = False  # no extension negotiated: send() frames text itself
-        self.chunked = False
-        self.response_head = b""
         self.task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ taking over
-    def start(self, transport: Any, rest: bytes) -> None:
-        """The transport is ours (the connection called ``set_protocol``, reading paused):
-        run the app."""
-        self.transport = transport
+    def start(self, channel: ByteChannel, rest: bytes) -> None:
+        """The channel is ours (reading paused), ``rest`` what arrived on it after the opening
+        request: run the app, or answer a refused handshake and close."""
+        self.channel = channel
         refusal = self.refusal
         if refusal is not None:
             self.context.log.debug("WebSocket handshake refused: %s", refusal)
-            extra = b"sec-websocket-version: 13\r\n" if refusal.status == 426 else b""
-            self.write(self.error_bytes(refusal.status, str(refusal), extra))
-            self.close_transport()
+            self.refuse(refusal.status, str(refusal),
+                        (VERSION_FIELD,) if refusal.status == 426 else ())
             return
         self.early = rest
         self.read_paused = True
@@ -192,7 +125,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         else:
             self.task = self.loop.create_task(self.run_asgi())
 
-    # ------------------------------------------------------------------ asyncio.Protocol
+    # ------------------------------------------------------------------ from the channel
     def data_received(self, data: bytes) -> None:
         state = self.state
         if state is OPEN or state is CLOSING:
@@ -211,7 +144,8 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             self.disconnect = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         self._wake()
         self.release_drain()
-        self.context.registry.connection_lost(self)
+        if self.registry is not None:
+            self.registry.connection_lost(self)
 
     # ------------------------------------------------------------------ from the engine
     def on_data(self, data: Any, text: bool, fin: bool) -> None:
@@ -261,7 +195,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         queue.append(message)
         if len(queue) >= self.max_queue and not self.read_paused:
             self.read_paused = True
-            self.transport.pause_reading()
+            self.channel.pause_reading()
 
     def on_pong(self, payload: bytes) -> None:
         if self.ping_deadline and payload == self.ping_payload:
@@ -272,15 +206,15 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         """The peer's close frame: as a reply to ours, or its own (already echoed)."""
         self.set_disconnect(code, reason)
         self.state = CLOSED
-        self.close_transport()
+        self.close_channel()
 
     def on_failed(self, code: int, reason: str) -> None:
-        """A protocol error: the engine sent the close frame naming it; close the TCP."""
+        """A protocol error: the engine sent the close frame naming it; close the channel."""
         if self.state is OPEN:
             self.context.log.debug("WebSocket protocol error (%s): %s", code, reason)
         self.set_disconnect(code, reason)
         self.state = CLOSED
-        self.close_transport()
+        self.close_channel()
 
     # ------------------------------------------------------------------ ASGI receive
     async def receive(self) -> dict:
@@ -293,7 +227,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
                 message = queue.popleft()
                 if self.read_paused and len(queue) < self.max_queue and self.state is OPEN:
                     self.read_paused = False
-                    self.transport.resume_reading()
+                    self.channel.resume_reading()
                 return message
             if self.disconnect is not None:
                 return self.disconnect
@@ -320,8 +254,8 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
     # ------------------------------------------------------------------ ASGI send
     async def send(self, message: dict) -> None:
         kind = message["type"]
-        state = self.state
-        if kind == "websocket.send":
+        if kind == "websocket.send":  # the hot path: one frame
+            state = self.state
             if state is not OPEN:
                 if state is CONNECTING or state is RESPONDING:
                     raise AppProtocolError("websocket.send before websocket.accept")
@@ -339,56 +273,17 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
                 if payload is None:
                     raise AppProtocolError("websocket.send without text or bytes")
                 data = data_frame(BINARY, payload) if self.plain else self.engine.send_bytes(payload)
-            self.transport.write(data)
+            self.channel.write(data)
             if self.write_paused:
                 await self.drain()
         elif kind == "websocket.accept":
-            if state is not CONNECTING:
-                if state is CLOSED and self.lost:
-                    raise ClientDisconnected("the client went away")
-                raise AppProtocolError(f"websocket.accept in state {state}")
-            self.accept(message.get("subprotocol"), message.get("headers") or ())
+            self.accept(message)
         elif kind == "websocket.close":
-            code = message.get("code", 1000)
-            reason = message.get("reason") or ""
-            if state is OPEN:
-                if not valid_close_code(code):
-                    raise AppProtocolError(f"invalid close code {code!r}")
-                if len(reason) > 30:
-                    # a close frame's payload is at most 125 bytes: 2 for the code, 123 of text
-                    reason = reason.encode()[:123].decode("utf-8", "ignore")
-                self.start_close(code, reason)
-            elif state is CONNECTING:
-                # ASGI: a close before accept refuses the handshake with 403
-                self.state = CLOSED
-                self.write(self.error_bytes(403))
-                self.set_disconnect(1006, "")
-                self.close_transport()
-            elif state is RESPONDING:
-                raise AppProtocolError("websocket.close during a denial response")
-            # CLOSING / CLOSED: the connection is already going away
+            self.app_close(message)
         elif kind == "websocket.http.response.start":
-            if state is not CONNECTING:
-                raise AppProtocolError(f"{kind} in state {state}")
-            self.start_response(message)
+            self.deny_start(message)
         elif kind == "websocket.http.response.body":
-            if state is not RESPONDING:
-                raise AppProtocolError(f"{kind} in state {state}")
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            if self.chunked:
-                out = wire.chunk(body) if body else b""
-                if not more:
-                    out += wire.LAST_CHUNK
-            else:
-                out = body
-            head, self.response_head = self.response_head, b""
-            self.write(head + out if head else out)
-            if not more:
-                self.state = CLOSED
-                self.set_disconnect(1006, "")
-                self.close_transport()
-            elif self.write_paused:
+            if self.deny_body(message) and self.write_paused:
                 await self.drain()
         else:
             raise AppProtocolError(f"unexpected ASGI message type {kind!r}")
@@ -402,24 +297,18 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             if self.lost:
                 raise ClientDisconnected("the client went away")
 
-    # ------------------------------------------------------------------ handshake
-    def accept(self, subprotocol: str | None, headers: Any) -> None:
+    # ------------------------------------------------------------------ the handshake's answers
+    def accept(self, message: dict) -> None:
+        """``websocket.accept``: the responder accepts, then frames flow both ways."""
+        state = self.state
+        if state is not CONNECTING:
+            if state is CLOSED and self.lost:
+                raise ClientDisconnected("the client went away")
+            raise AppProtocolError(f"websocket.accept in state {state}")
         engine = self.engine
-        fields = []
-        if engine.extension_header is not None:
-            fields.append((b"sec-websocket-extensions", engine.extension_header))
-        if subprotocol is not None:
-            raw = subprotocol.encode("ascii", "replace") if isinstance(subprotocol, str) else b""
-            if not raw or not all(c in _SUBPROTOCOL_CHARS for c in raw):
-                raise AppProtocolError(f"invalid subprotocol {subprotocol!r}")
-            fields.append((b"sec-websocket-protocol", raw))
-        for name, value in headers:
-            check_header(name, value)
-            lname = name.lower()
-            if lname in _OWN_HEADERS or subprotocol is not None and lname == b"sec-websocket-protocol":
-                continue
-            fields.append((name, value))
-        self.write_accept(fields)
+        fields = accept_fields(engine.extension_header, message.get("subprotocol"),
+                               message.get("headers") or ())
+        self.responder.accept(self.handshake, fields)
         self.plain = engine.extension_header is None
         self.state = OPEN
         engine.open()
@@ -431,48 +320,63 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             self.start_close(1012, "")
         elif not self.lost:
             self.read_paused = False
-            self.transport.resume_reading()
+            self.channel.resume_reading()
         early, self.early = self.early, b""
         if early:
             engine.feed(early)
 
-    def write_accept(self, fields: list[tuple[bytes, bytes]]) -> None:
-        """The accepting response with ``fields`` (HTTP/1.1: 101 Switching Protocols)."""
-        parts = [
-            b"HTTP/1.1 101 Switching Protocols\r\n",
-            self.context.defaults.block,
-            b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
-            accept_token(self.key),
-            b"\r\n",
-        ]
-        parts.extend(b"%b: %b\r\n" % pair for pair in fields)
-        parts.append(b"\r\n")
-        self.transport.write(b"".join(parts))
+    def app_close(self, message: dict) -> None:
+        """``websocket.close``: the closing handshake once open; before, a 403 refusal."""
+        state = self.state
+        if state is OPEN:
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            if not valid_close_code(code):
+                raise AppProtocolError(f"invalid close code {code!r}")
+            if len(reason) > 30:
+                # a close frame's payload is at most 125 bytes: 2 for the code, 123 of text
+                reason = reason.encode()[:123].decode("utf-8", "ignore")
+            self.start_close(code, reason)
+        elif state is CONNECTING:
+            # ASGI: a close before accept refuses the handshake with 403
+            self.refuse(403)
+            self.set_disconnect(1006, "")
+        elif state is RESPONDING:
+            raise AppProtocolError("websocket.close during a denial response")
+        # CLOSING / CLOSED: the connection is already going away
 
-    def start_response(self, message: dict) -> None:
+    def deny_start(self, message: dict) -> None:
         """The ``websocket.http.response`` extension: the app's own denial response."""
+        if self.state is not CONNECTING:
+            raise AppProtocolError(f"websocket.http.response.start in state {self.state}")
         status = message["status"]
         if type(status) is not int or status < 200 or status == 101:
             raise AppProtocolError(f"invalid denial response status {status!r}")
-        parts = [wire.status_line(status), self.context.defaults.block]
-        length = False
-        for name, value in message.get("headers") or ():
+        headers = message.get("headers") or ()
+        for name, value in headers:
             check_header(name, value)
-            lname = name.lower()
-            if lname == b"content-length":
-                length = True
-            elif lname in (b"transfer-encoding", b"connection"):
-                continue
-            parts.append(b"%b: %b\r\n" % (name, value))
-        if not length:
-            self.chunked = True
-            parts.append(b"transfer-encoding: chunked\r\n")
-        parts.append(b"connection: close\r\n\r\n")
-        self.response_head = b"".join(parts)
+        self.responder.deny_start(status, headers)
         self.state = RESPONDING
 
-    def error_bytes(self, status: int, message: str = "", extra: bytes = b"") -> bytes:
-        return wire.error_reply(status, message, self.context.defaults.block, extra)
+    def deny_body(self, message: dict) -> bool:
+        """Its body; True when more is to come."""
+        if self.state is not RESPONDING:
+            raise AppProtocolError(f"websocket.http.response.body in state {self.state}")
+        more = message.get("more_body", False)
+        if not self.closing:
+            self.responder.deny_body(message.get("body", b""), more)
+        if not more:
+            self.state = CLOSED
+            self.set_disconnect(1006, "")
+            self.close_channel()
+        return more
+
+    def refuse(self, status: int, message: str = "", fields: Any = ()) -> None:
+        """The server's own answer instead of the app's (403, 500, a refused handshake)."""
+        self.state = CLOSED
+        if not self.closing:
+            self.responder.refuse(status, message, fields)
+        self.close_channel()
 
     # ------------------------------------------------------------------ running the app
     async def run_asgi(self) -> None:
@@ -497,10 +401,8 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
                 _failure_logged = True
                 log.error("Exception in ASGI application (WebSocket, before accept); "
                           "answered 500", exc_info=exc)
-            self.state = CLOSED
-            self.write(self.error_bytes(500))
+            self.refuse(500)
             self.set_disconnect(1006, "")
-            self.close_transport()
             return
         if isinstance(exc, ClientDisconnected | asyncio.CancelledError) and state is CLOSED:
             return  # the app noticed the peer left: nothing to report
@@ -509,7 +411,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             self.start_close(1011, "")
         elif state is RESPONDING:
             self.state = CLOSED
-            self.close_transport()
+            self.close_channel()
 
     def app_returned(self) -> None:
         state = self.state
@@ -518,16 +420,14 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         elif state is CONNECTING:
             self.context.log.error("WebSocket app returned without accepting or closing; "
                                   "answered 500")
-            self.state = CLOSED
-            self.write(self.error_bytes(500))
-            self.close_transport()
+            self.refuse(500)
         elif state is RESPONDING:
             self.state = CLOSED
-            self.close_transport()
+            self.close_channel()
 
     # ------------------------------------------------------------------ closing
     def start_close(self, code: int, reason: str) -> None:
-        """Our close frame; the TCP closes when the peer answers or CLOSE_TIMEOUT passes."""
+        """Our close frame; the channel closes when the peer answers or CLOSE_TIMEOUT passes."""
         self.write(self.engine.close(code, reason))
         self.state = CLOSING
         self.parts = []
@@ -535,20 +435,21 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         if self.read_paused and not self.lost:
             # the peer's answer must be read even if the app stopped receiving
             self.read_paused = False
-            self.transport.resume_reading()
+            self.channel.resume_reading()
 
-    def close_transport(self) -> None:
+    def close_channel(self) -> None:
         if not self.closing:
             self.closing = True
             self.deadline = self.loop.time() + CLOSE_TIMEOUT
-            self.transport.close()
+            self.channel.close()
 
     def write(self, data: bytes) -> None:
         if data and not self.closing:
-            self.transport.write(data)
+            self.channel.write(data)
 
     def check_timeouts(self, now: float) -> None:
-        """Called by the server's once-a-second tick: keep-alive pings and close deadlines."""
+        """Called once a second (the server's tick, or the connection carrying the channel):
+        keep-alive pings and close deadlines."""
         state = self.state
         if state is OPEN:
             interval = self.config.ws_ping_interval
@@ -565,7 +466,7 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
                 self.next_ping = now + interval
         elif (state is CLOSING or self.closing) and not self.lost and now >= self.deadline > 0:
             # the peer never answered our close, or never read our last bytes
-            self.transport.abort()
+            self.channel.abort()
 
     def shutdown(self) -> None:
         """The worker drains: open WebSockets close with 1012 (service restart)."""
@@ -573,3 +474,17 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         if self.state is OPEN:
             self.set_disconnect(1012, "")
             self.start_close(1012, "")
+
+
+def websocket_scope(http_scope: dict, handshake: Handshake | None) -> dict:
+    """The ASGI ``websocket`` scope for the opening request's ``http`` scope."""
+    scope = dict(http_scope)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
+    scope["subprotocols"] = handshake.subprotocols if handshake is not None else []
+    # the connection's HTTP response extensions (pathsend, early hints...) do not apply
+    extensions = {k: v for k, v in (scope.get("extensions") or {}).items() if k[:5] != "http."}
+    extensions["websocket.http.response"] = {}
+    scope["extensions"] = extensions
+    return scope

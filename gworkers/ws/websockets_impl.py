@@ -66,12 +66,12 @@ class WebsocketsEngine:
         proto = self.proto
         session = self.session
         proto.receive_data(data)
-        # events_received() and data_to_send() without the calls and the empty lists
-        frames = proto.events
-        if frames:
-            proto.events = []
-        if proto.writes:  # auto-pongs, the echoed close, a failure's close
-            self._flush()
+        frames = proto.events_received()
+        writes = proto.data_to_send()
+        if writes:  # auto-pongs, the echoed close, a failure's close
+            for chunk in writes:
+                if chunk:  # b"" marks "end of stream": the session closes the channel itself
+                    session.write(chunk)
         for frame in frames:
             op = frame.opcode
             if op is _TEXT:

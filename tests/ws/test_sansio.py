@@ -10,15 +10,11 @@ import pytest
 
 from gworkers.config import Config
 from gworkers.errors import BadRequest
+from gworkers.http.fields import DefaultHeaders
+from gworkers.http.h1.upgrade import H1Handshake
 from gworkers.ws import choose_engine
-from gworkers.ws.session import (
-    OPEN,
-    UpgradeRequired,
-    WebSocketSession,
-    accept_token,
-    check_handshake,
-    valid_close_code,
-)
+from gworkers.ws.handshake import UpgradeRequired, accept_token, read_handshake
+from gworkers.ws.session import OPEN, WebSocketSession, valid_close_code
 from gworkers.ws.websockets_impl import WebsocketsEngine
 from gworkers.ws.wsproto_impl import WsprotoEngine
 
@@ -35,6 +31,11 @@ def scope(headers, method="GET", version="1.1"):
 def test_accept_token_rfc6455_example():
     # RFC 6455 section 1.3
     assert accept_token(KEY) == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def check_handshake(scope):
+    """The HTTP/1.1 handshake's rules: the request form, then the shared ones."""
+    return H1Handshake(None, DefaultHeaders(False, False, ())).check(scope)
 
 
 def test_check_handshake_ok():
@@ -228,7 +229,8 @@ def test_session_cancelled_receive_keeps_the_handed_over_message(engine_name):
     async def main():
         loop = asyncio.get_running_loop()
         state = ServerState(Config(ws=engine_name), app, loop)
-        session = WebSocketSession(state.context, HANDSHAKE, choose_engine(engine_name)[0])
+        responder = H1Handshake(transport, state.defaults)
+        session = WebSocketSession(state.context, HANDSHAKE, choose_engine(engine_name)[0], responder)
         sessions.append(session)
         session.start(transport, b"")
         await asyncio.wait_for(session.task, 10)
@@ -237,3 +239,12 @@ def test_session_cancelled_receive_keeps_the_handed_over_message(engine_name):
     asyncio.run(main())
     assert got == [{"type": "websocket.receive", "text": "one"}, {"type": "websocket.receive", "text": "two"}]
     assert transport.out.startswith(b"HTTP/1.1 101 ")
+
+
+def test_read_handshake_without_key():
+    """The shared rules alone (RFC 8441 has no Sec-WebSocket-Key): a key is optional there,
+    while the HTTP/1.1 responder requires it."""
+    headers = scope([(b"sec-websocket-version", b"13"), (b"sec-websocket-protocol", b"chat")])
+    assert read_handshake(headers) == (None, ["chat"], [])
+    with pytest.raises(BadRequest):
+        check_handshake(headers)

@@ -2,9 +2,10 @@
 
 It owns the transport until a WebSocket session takes it over, keeps requests in order
 (pipelining: one ``HTTPStream`` per request, answered one at a time), applies flow control both
-ways, answers protocol errors, and hands WebSocket upgrades over. The parser adapters push three
-calls into it -- ``on_request``, ``on_body``, ``on_complete`` -- and raise ``ProtocolError`` for
-everything else. It is the ``ResponseSink`` of the stream being answered (``writer.py``).
+ways, answers protocol errors, and hands WebSocket upgrades over (``upgrade.py``). The parser
+adapters push three calls into it -- ``on_request``, ``on_body``, ``on_complete`` (and
+``on_upgrade`` at the end of an upgraded head) -- and raise ``ProtocolError`` for everything else.
+It is the ``ResponseSink`` of the stream being answered (``writer.py``).
 
 Timers are not armed per request: the server sweeps its connections once a second and each one
 compares the deadlines it keeps (``check_timeouts``). No deadline is moved by the arrival of
@@ -28,13 +29,14 @@ import termios
 from typing import Any
 
 from ...context import WorkerContext
-from ...errors import ContentTooLarge, ProtocolError, RequestTimeout, ServiceUnavailable
+from ...errors import ContentTooLarge, ProtocolError, RequestTimeout
 from ...flow import WriteFlow
 from ..extensions import with_trailers
 from ..stream import AWAITING_START, DONE, HTTPStream
 from ..target import decode_path
 from . import wire
 from .head import METHODS, PLAIN_HEAD, read_request
+from .upgrade import Upgrades
 from .writer import ResponseWriter
 
 # Buffered request body (per request) past which reading pauses until the app receives.
@@ -64,7 +66,7 @@ def input_waiting(transport: Any) -> bool:
     return count[0] > 0
 
 
-class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
+class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
     # Slots: every attribute access on the hot path is a fixed offset (a dict of 40 keys stops
     # being shared between instances), and an idle connection is smaller.
     __slots__ = (
@@ -267,18 +269,6 @@ class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
             calls.max_requests_reached()
         return False
 
-    def upgrade(self, scope: dict) -> bool:
-        """``Upgrade: websocket``: True when a WebSocket session takes the connection over
-        (it is then handed the transport by ``on_upgrade``, at the end of the head)."""
-        upgrader = self.context.websocket_upgrade
-        if upgrader is None or self.cycle is not None or self.pipeline:
-            return False
-        if self.calls.full():
-            raise ServiceUnavailable("concurrency limit reached")
-        self.upgrade_to = upgrader(self.context, scope, not self.accepting)
-        self.calls.request_started()
-        return True
-
     def on_body(self, data: bytes) -> None:
         cycle = self.reading
         left = self.body_limit_left
@@ -302,26 +292,6 @@ class HTTPConnection(ResponseWriter, WriteFlow, asyncio.Protocol):
             self.reading = None
             cycle.on_body_end()
         return self.more_requests
-
-    def on_upgrade(self, rest: bytes) -> None:
-        """The parser saw the end of an upgrade request's head: hand the transport over.
-
-        ``rest`` holds the bytes received after the head; the new protocol gets them as they
-        are (the request is never re-serialised). It registers before this connection
-        leaves the registry, so a draining server never sees the worker idle in between.
-        """
-        protocol, self.upgrade_to = self.upgrade_to, None
-        if protocol is None or self.closed:
-            return
-        if self.out:
-            self.flush()
-        self.pause_reading()  # the session resumes once its app accepts
-        self.closed = True  # this protocol no longer owns the transport
-        self.transport.set_protocol(protocol)
-        registry = self.context.registry
-        registry.connection_made(protocol)
-        registry.connection_lost(self)
-        protocol.start(self.transport, rest)
 
     # ------------------------------------------------------------------ the stream's requests
     def consumed(self, size: int) -> None:

@@ -145,7 +145,8 @@ class UpgradedH2Protocol(H2Protocol):
     (answered after ``101 Switching Protocols``), its body arrives as HTTP/1.1 bytes before the
     client preface and is pushed to stream 1 as it comes."""
 
-    __slots__ = ("upgrade", "upgrade_body")
+    # (``registry``: set by the HTTP/1.1 hand-off, ``Upgrades.on_upgrade``, as on a session)
+    __slots__ = ("registry", "upgrade", "upgrade_body")
 
     def __init__(self, context: Any, settings: bytes, request: Any) -> None:
         super().__init__(context)

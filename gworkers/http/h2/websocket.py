@@ -1,21 +1,20 @@
 """WebSockets over HTTP/2 (RFC 8441): the ONE WebSocket session (``ws/session.py``) over an h2
-stream instead of a TCP connection.
+stream, through the session's two interfaces (``ws/channel.py``).
 
 We advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (``core.py``); a client then opens a WebSocket
 with an extended CONNECT (``:protocol websocket``) and the stream's DATA frames carry the
 WebSocket frames both ways. The session is the one HTTP/1.1 upgrades use -- same engines,
-timers, limits, close codes, deflate -- given a ``StreamChannel`` where it expects a
-transport, and answering the handshake in HTTP/2's terms (``H2WebSocketSession``): 200 instead
-of 101 and no Sec-WebSocket-Accept, a refusal or denial as a response on the stream.
+timers, limits, close codes, deflate -- given a ``StreamChannel`` as its ``ByteChannel`` and an
+``H2Handshake`` as its ``HandshakeResponder``: ``:status 200`` and no Sec-WebSocket-Accept,
+refusals and the app's denial response as ordinary responses on the stream.
 
-What a TCP connection does, the stream does (RFC 8441 4-5): our FIN is END_STREAM (sent once
-what waits for the window has left), an abort is RST_STREAM (CANCEL), the peer's END_STREAM
-or RST_STREAM is the connection lost. Flow control is the backpressure: the session pausing
-its reading leaves the stream's receive window unopened; a closed send window pauses the
-session's writes (``pause_writing``) until the peer opens it.
-
-This is the minimal byte-channel adapter issue 15's step 5 (the session over a byte channel)
-will replace: the session still believes it has an asyncio transport.
+What a TCP connection does, the stream does (RFC 8441 4-5): the channel's close is END_STREAM
+(sent once what waits for the window has left), an abort is RST_STREAM (CANCEL), the peer's
+END_STREAM or RST_STREAM is the connection lost. Flow control is the backpressure: the session
+pausing its reading leaves the stream's receive window unopened; a closed send window pauses the
+session's writes (``pause_writing``) until the peer opens it. The session is registered with the
+server like an HTTP/1.1 one, so the once-a-second tick (pings, close deadlines) and a drain
+(1012) reach it the same way.
 """
 
 from __future__ import annotations
@@ -24,12 +23,13 @@ from typing import Any
 
 from h2.errors import ErrorCodes
 
-from ...errors import AppProtocolError
-from ...ws.session import RESPONDING, WebSocketSession
-from ..fields import check_header
+from ...ws.handshake import Handshake, read_handshake
 from .request import Request
 from .scope import http_scope
 from .sink import h2_fields, status_bytes
+
+# framing fields of a denial response that HTTP/2 has no use for (RFC 9113 8.2.2)
+_FRAMING = frozenset((b"transfer-encoding", b"connection"))
 
 
 def open_tunnel(conn: Any, stream_id: int, request: Request, ended: bool) -> None:
@@ -47,10 +47,11 @@ def open_tunnel(conn: Any, stream_id: int, request: Request, ended: bool) -> Non
         return
     channel = StreamChannel(conn, stream_id)
     session = channel.session = upgrader(context, http_scope(conn, request),
-                                         conn.core.draining, H2WebSocketSession)
+                                         H2Handshake(channel), conn.core.draining)
     conn.tunnels[stream_id] = channel
     context.calls.request_started()
-    context.registry.connection_made(session)  # (server ticks, drain: as any WebSocket)
+    session.registry = registry = context.registry  # (server ticks, drain: as any WebSocket)
+    registry.connection_made(session)
     session.start(channel, b"")
 
 
@@ -67,7 +68,7 @@ def tunnels_window(tunnels: dict, stream_id: int) -> None:
 
 
 class StreamChannel:
-    """One h2 stream as the session's transport (see the module docstring)."""
+    """One h2 stream as the session's ``ByteChannel`` (see the module docstring)."""
 
     __slots__ = ("conn", "end_pending", "ended", "id", "lost", "paused", "peer_ended", "pending",
                  "session", "unacked", "window")
@@ -136,7 +137,7 @@ class StreamChannel:
         conn.flush_soon()
 
     def answer(self, status: int, fields: list) -> None:
-        """The server's own reply (400, 403, 426, 500): ends our side of the stream."""
+        """The server's own reply (400, 403, 426, 500, 503): ends our side of the stream."""
         if not self.ended:
             self.ended = True
             self.conn.answer(self.id, status, reset_body=True, fields=fields)
@@ -200,28 +201,27 @@ class StreamChannel:
         self.conn.flush_soon()
 
 
-class H2WebSocketSession(WebSocketSession):
-    """The session answering its handshake on an h2 stream (``transport`` is a
-    ``StreamChannel``)."""
+class H2Handshake:
+    """The opening handshake answered on the stream of ``channel`` (a ``StreamChannel``)."""
 
-    def write_accept(self, fields: list[tuple[bytes, bytes]]) -> None:
-        self.transport.send_head(200, fields)
+    __slots__ = ("channel",)
 
-    def error_bytes(self, status: int, message: str = "", extra: bytes = b"") -> bytes:
-        """The reply goes out on the stream here; nothing is left for ``write``."""
-        fields = [tuple(line.split(b": ", 1)) for line in extra.split(b"\r\n") if line]
-        self.transport.answer(status, fields)
-        return b""
+    def __init__(self, channel: StreamChannel) -> None:
+        self.channel = channel
 
-    def start_response(self, message: dict) -> None:
-        """The ``websocket.http.response`` extension: the app's denial response, as HEADERS
-        now and DATA as ``websocket.http.response.body`` brings it (``write``)."""
-        status = message["status"]
-        if type(status) is not int or status < 200 or status == 101:
-            raise AppProtocolError(f"invalid denial response status {status!r}")
-        fields = []
-        for name, value in message.get("headers") or ():
-            check_header(name, value)
-            fields.append((name, value))
-        self.transport.send_head(status, fields)
-        self.state = RESPONDING
+    def check(self, scope: dict) -> Handshake:
+        """RFC 8441 5: the connection routed an extended CONNECT with ``:protocol websocket``
+        here; no key is used (a client may still send one: it is ignored)."""
+        return read_handshake(scope)
+
+    def accept(self, handshake: Handshake, fields: list) -> None:
+        self.channel.send_head(200, fields)
+
+    def refuse(self, status: int, message: str = "", fields: Any = ()) -> None:
+        self.channel.answer(status, list(fields))
+
+    def deny_start(self, status: int, headers: Any) -> None:
+        self.channel.send_head(status, [(n, v) for n, v in headers if n.lower() not in _FRAMING])
+
+    def deny_body(self, body: bytes, more: bool) -> None:
+        self.channel.write(body)  # (the session closes the channel after the last part)
