@@ -32,7 +32,7 @@ from typing import Any
 from ._version import PROG, __version__
 from .config import SETTINGS, env_default
 from .errors import BOOT_ERROR, USAGE_ERROR, BootError, ConfigError
-from .listen import bind_socket
+from .listen import bind_socket, fd_listeners
 from .loading import load_app
 from .runlogging import apply_log_config, logger_class, read_log_config
 
@@ -162,6 +162,7 @@ def embedded_application(settings: Mapping[str, Any], app: Any, factory: bool,
             from gunicorn.errors import HaltServer
 
             arbiter = Arbiter(self)
+            arbiter.LISTENERS = fd_listeners(arbiter.cfg, arbiter.log)
             try:
                 arbiter.run()
             except HaltServer as exc:

@@ -81,3 +81,31 @@ def bind_socket(values: Mapping[str, Any]) -> tuple[int, str]:
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise BootError(f"cannot listen on {where}: {reason}") from None
     return sock.detach(), where
+
+
+def fd_listeners(cfg: Any, log: Any) -> list:
+    """Gunicorn's listeners for our ``fd://`` binds, each typed by its socket's real family.
+
+    Gunicorn reads an inherited fd's address through an AF_UNIX socket object: CPython reports
+    the address the kernel returns, but PyPy decodes it as a unix path, so there a TCP socket
+    became a unix listener named with garbage ("Listening at: unix:..." and a wrong
+    ``scope["server"]``). ``socket.socket(fileno=...)`` asks the kernel for the family on both.
+    An empty list leaves the binds to Gunicorn.
+    """
+    from gunicorn import sock as gsock
+
+    kinds = {socket.AF_INET: gsock.TCPSocket, socket.AF_INET6: gsock.TCP6Socket,
+             socket.AF_UNIX: gsock.UnixSocket}
+    found = []
+    for fd in cfg.address:
+        if not isinstance(fd, int):
+            return []
+        probe = socket.socket(fileno=fd)
+        try:
+            kind, name = kinds.get(probe.family), probe.getsockname()
+        finally:
+            probe.detach()
+        if kind is None:
+            return []
+        found.append((kind, name, fd))
+    return [kind(name, cfg, log, fd=fd) for kind, name, fd in found]

@@ -88,31 +88,50 @@ class ProxyTrust:
                 found.setdefault(name, []).append(value)
         if found is None:
             return
-        wanted = self.wanted
-        hop_from_right = 0  # which hop, counted from the right, describes the client
-        proto = host = None
+        hop_from_right, proto, host = self._apply_client(scope, found)
+        if proto is None:
+            proto = self._forwarded_value(found, b"x-forwarded-proto", hop_from_right)
+        if host is None:
+            host = self._forwarded_value(found, b"x-forwarded-host", hop_from_right)
+        self._apply_scheme(scope, found, proto)
+        if host is not None:
+            self._apply_host(scope, host)
+        port = _port(self._forwarded_value(found, b"x-forwarded-port", hop_from_right))
+        if port is not None:
+            server = scope["server"]
+            scope["server"] = (server[0] if server else "", port)
+        prefix = self._forwarded_value(found, b"x-forwarded-prefix", hop_from_right)
+        if prefix is not None:
+            _apply_prefix(scope, prefix, conn)
+
+    def _apply_client(self, scope: dict, found: dict) -> tuple[int, str | None, str | None]:
+        """The client from ``Forwarded`` (preferred) or ``X-Forwarded-For``: ``(which hop,
+        counted from the right, describes it; Forwarded's proto; Forwarded's host)``."""
         forwarded = found.get(b"forwarded") if self.use_forwarded else None
         elements = _parse_forwarded(b",".join(forwarded).decode("latin-1")) if forwarded else None
         if elements:
             index = self._client_index([_node(e.get("for")) for e in elements])
-            hop_from_right = len(elements) - 1 - index
             element = elements[index]
             node = _node(element.get("for"))
             if node[0] is not None:
                 scope["client"] = node
-            proto = element.get("proto")
-            host = element.get("host")
-        elif b"x-forwarded-for" in found and b"x-forwarded-for" in wanted:
+            return len(elements) - 1 - index, element.get("proto"), element.get("host")
+        if b"x-forwarded-for" in found and b"x-forwarded-for" in self.wanted:
             chain = [_node(item) for item in _items(found[b"x-forwarded-for"])]
             if chain:
                 index = self._client_index(chain)
-                hop_from_right = len(chain) - 1 - index
                 if chain[index][0] is not None:
                     scope["client"] = chain[index]
-        if proto is None and b"x-forwarded-proto" in found and b"x-forwarded-proto" in wanted:
-            proto = _pick(_items(found[b"x-forwarded-proto"]), hop_from_right)
-        if host is None and b"x-forwarded-host" in found and b"x-forwarded-host" in wanted:
-            host = _pick(_items(found[b"x-forwarded-host"]), hop_from_right)
+                return len(chain) - 1 - index, None, None
+        return 0, None, None
+
+    def _forwarded_value(self, found: dict, name: bytes, hop_from_right: int) -> str | None:
+        """An ``X-Forwarded-*`` value for the client's hop, if trusted and sent."""
+        if name in found and name in self.wanted:
+            return _pick(_items(found[name]), hop_from_right)
+        return None
+
+    def _apply_scheme(self, scope: dict, found: dict, proto: str | None) -> None:
         ws = scope["type"] == "websocket"
         if proto is not None:
             schemes = _SCHEMES.get(proto.strip().lower())
@@ -126,18 +145,6 @@ class ProxyTrust:
                     secure = secure or values[-1].strip().lower() == secure_value
             if secure:
                 scope["scheme"] = "wss" if ws else "https"
-        server = scope["server"]
-        if host is not None:
-            self._apply_host(scope, host)
-        if b"x-forwarded-port" in found and b"x-forwarded-port" in wanted:
-            port = _port(_pick(_items(found[b"x-forwarded-port"]), hop_from_right))
-            if port is not None:
-                server = scope["server"]
-                scope["server"] = (server[0] if server else "", port)
-        if b"x-forwarded-prefix" in found and b"x-forwarded-prefix" in wanted:
-            prefix = _pick(_items(found[b"x-forwarded-prefix"]), hop_from_right)
-            if prefix is not None:
-                _apply_prefix(scope, prefix, conn)
 
     def _client_index(self, chain: list[tuple[str | None, int]]) -> int:
         """Index of the client hop: the right-most hop that is not a trusted proxy."""

@@ -107,6 +107,10 @@ def ssl_context_for(cfg: Any, config: Config | None = None) -> ssl.SSLContext:
     return context
 
 
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """A loop exception handler that reports nothing (an aborting worker's abandoned Tasks)."""
+
+
 def _first_pem(path: str | None) -> str | None:
     """The server's own certificate (the first one in certfile), for the TLS extension."""
     if not path:
@@ -229,6 +233,10 @@ class Worker(_GunicornWorker):
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
         self.log.critical("Worker timed out (pid: %s); the event loop was blocked here:\n%s",
                           os.getpid(), stack.rstrip())
+        # The SystemExit below unwinds the stuck request's Task, whose stack was just logged:
+        # asyncio must not report it again. An eagerly started Task (3.12+) that raises is
+        # dropped during the unwinding, before run() returns, hence silence here, not later.
+        self.loop.set_exception_handler(_quiet)
         try:
             self.cfg.worker_abort(self)
         finally:
@@ -275,8 +283,7 @@ class Worker(_GunicornWorker):
         if self.aborting:
             # SystemExit from handle_abort unwound the stuck request: the stack is logged, the
             # hook ran. The process is leaving: neither run the loop again nor report the tasks
-            # it leaves behind (the loop stays open, so they can be dropped quietly at exit).
-            loop.set_exception_handler(lambda loop, context: None)
+            # it leaves behind (the loop stays open and quiet, so they are dropped at exit).
             return
         try:
             if not loop.is_running():

@@ -83,8 +83,10 @@ def test_access_log_every_atom(tmp_path, start_server, worker):
         if "B" not in expected:
             assert fields["B"] == fields["b"] and int(fields["B"]) > 0, line
         check_times(fields)
-    # duration runs until the response completed: the app slept 0.3 s
-    assert int(dict(zip(ATOMS, lines[-1].split("|"), strict=True))["D"]) >= 300_000
+    # duration runs until the response completed, not until the app was called: the app slept
+    # 0.3 s (by the loop's clock: uvloop counts a timer from the time it cached when the loop
+    # iteration began, so the sleep can end a little before 0.3 s of real time have passed)
+    assert int(dict(zip(ATOMS, lines[-1].split("|"), strict=True))["D"]) >= 250_000
 
 
 def test_statsd_request_metrics(tmp_path, start_server, worker):

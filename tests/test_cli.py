@@ -17,7 +17,7 @@ import threading
 import httpx
 import pytest
 
-from .conftest import REPO, run_cli, wait_until
+from .conftest import CPYTHON, REPO, run_cli, wait_until
 
 APP = "tests.cli_app:app"
 UVICORN_OPTIONS = [
@@ -199,7 +199,7 @@ def test_defaults(defaults):
     assert body["client"][0] == "203.0.113.7"  # proxy headers on, 127.0.0.1 trusted
     assert body["marker"] == "inherited"  # no --reset-contextvars
     assert body["state"] == ["lifespan"]  # lifespan auto ran
-    assert body["loop"].startswith("uvloop")  # --loop auto
+    assert body["loop"].startswith("uvloop" if CPYTHON else "asyncio")  # --loop auto
     log = server.log()
     assert re.search(r"^\s+backlog: 2048$", log, re.M)
     assert re.search(r"^\s+timeout: 5$", log, re.M)

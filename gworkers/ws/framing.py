@@ -8,6 +8,7 @@ and it is on every message the app sends.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 _H16 = struct.Struct("!BBH").pack
 _H64 = struct.Struct("!BBQ").pack
@@ -25,3 +26,10 @@ def data_frame(first: int, payload: bytes) -> bytes:
     if n < 65536:
         return _H16(first, 126, n) + payload
     return _H64(first, 127, n) + payload
+
+
+def valid_close_code(code: Any) -> bool:
+    """Codes an endpoint may send (RFC 6455 7.4.1/7.4.2): not 1004-1006 or 1015."""
+    return type(code) is int and (
+        1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999
+    )

@@ -106,3 +106,17 @@ def accept_fields(extension: bytes | None, subprotocol: Any, headers: Any) -> li
             continue
         fields.append((name, value))
     return fields
+
+
+def websocket_scope(http_scope: dict, handshake: Handshake | None) -> dict:
+    """The ASGI ``websocket`` scope for the opening request's ``http`` scope."""
+    scope = dict(http_scope)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
+    scope["subprotocols"] = handshake.subprotocols if handshake is not None else []
+    # the connection's HTTP response extensions (pathsend, early hints...) do not apply
+    extensions = {k: v for k, v in (scope.get("extensions") or {}).items() if k[:5] != "http."}
+    extensions["websocket.http.response"] = {}
+    scope["extensions"] = extensions
+    return scope

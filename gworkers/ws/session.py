@@ -1,25 +1,20 @@
 """The ONE ASGI WebSocket session, whichever engine frames the bytes and whichever protocol
 carries them.
 
-The session runs over a byte channel and answers the opening handshake through a responder,
-both given by the protocol that carried the request (``channel.py``): after an HTTP/1.1 upgrade
-the channel is the connection's transport and the responder writes HTTP/1.1 (``http/h1/
-upgrade.py``); an HTTP/2 stream (RFC 8441) provides both for itself. The session never writes
-HTTP: it validates the opening handshake through the responder (400/426 before the app is
-called), runs the app, has the responder accept (or send the app's denial response, or 403),
-assembles messages from the engine's fragments, enforces ``ws_max_size`` and ``ws_max_queue``,
-pings the peer from the server's once-a-second tick, and performs the closing handshake: a close
-frame always precedes the channel's close.
+It runs over a byte channel and answers the opening handshake through a responder, both given
+by the protocol that carried the request (``channel.py``); it never writes HTTP. It validates
+the handshake through the responder (400/426 before the app is called), runs the app, has the
+responder accept (or send the app's denial response, or 403), assembles messages from the
+engine's fragments, enforces ``ws_max_size`` and ``ws_max_queue``, pings the peer once a second
+if asked, and performs the closing handshake: a close frame always precedes the channel's close.
 
 The engines (``websockets_impl``, ``wsproto_impl``) only frame: they push ``on_data``,
 ``on_pong``, ``on_close`` and ``on_failed`` into the session (or ``deliver``, a whole message
 whose size the engine already checked) and return frame bytes for ``send_text``,
 ``send_bytes``, ``ping`` and ``close``. With no extension negotiated, ``send`` builds data
-frames itself (``framing``).
-
-Per echoed message the hot path is: ``data_received`` -> engine -> ``deliver`` resolves the
-future the app's ``receive()`` awaits with the message itself (no queue when the app is
-waiting) -> one Task step -> ``send`` writes one frame.
+frames itself (``framing``). Per echoed message the hot path is: ``data_received`` -> engine ->
+``deliver`` resolves the future the app's ``receive()`` awaits with the message itself (no queue
+when the app is waiting) -> one Task step -> ``send`` writes one frame.
 """
 
 from __future__ import annotations
@@ -32,29 +27,22 @@ from typing import Any
 
 from ..errors import AppProtocolError, BadRequest, ClientDisconnected, ProtocolError
 from ..flow import WriteFlow, wake
-from ..http.fields import check_header
 from .channel import ByteChannel, HandshakeResponder
 from .framing import BINARY, SMALL_TEXT, TEXT, data_frame
-from .handshake import VERSION_FIELD, Handshake, accept_fields
+from .handshake import VERSION_FIELD, Handshake, websocket_scope
+from .opening import CLOSED, CONNECTING, OPEN, RESPONDING, OpeningHandshake
 
 # How long the peer gets to answer our close frame (or to take our last bytes) before the channel
 # is aborted.
 CLOSE_TIMEOUT = 10.0
 
-CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = "connecting", "open", "closing", "closed", "responding"
+CLOSING = "closing"
 
 _CONNECT = {"type": "websocket.connect"}
 _failure_logged = False  # the first app failure before accept is logged with its traceback
 
 
-def valid_close_code(code: Any) -> bool:
-    """Codes an endpoint may send (RFC 6455 7.4.1/7.4.2): not 1004-1006 or 1015."""
-    return type(code) is int and (
-        1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999
-    )
-
-
-class WebSocketSession(WriteFlow, asyncio.Protocol):
+class WebSocketSession(OpeningHandshake, WriteFlow, asyncio.Protocol):
     """One WebSocket: the app's ``receive``/``send`` over a ``ByteChannel``.
 
     The channel's owner pushes ``data_received``, ``eof_received``, ``connection_lost`` and the
@@ -297,87 +285,6 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
             if self.lost:
                 raise ClientDisconnected("the client went away")
 
-    # ------------------------------------------------------------------ the handshake's answers
-    def accept(self, message: dict) -> None:
-        """``websocket.accept``: the responder accepts, then frames flow both ways."""
-        state = self.state
-        if state is not CONNECTING:
-            if state is CLOSED and self.lost:
-                raise ClientDisconnected("the client went away")
-            raise AppProtocolError(f"websocket.accept in state {state}")
-        engine = self.engine
-        fields = accept_fields(engine.extension_header, message.get("subprotocol"),
-                               message.get("headers") or ())
-        self.responder.accept(self.handshake, fields)
-        self.plain = engine.extension_header is None
-        self.state = OPEN
-        engine.open()
-        interval = self.config.ws_ping_interval
-        if interval:
-            self.next_ping = self.loop.time() + interval
-        if self.shutting_down:
-            self.set_disconnect(1012, "")
-            self.start_close(1012, "")
-        elif not self.lost:
-            self.read_paused = False
-            self.channel.resume_reading()
-        early, self.early = self.early, b""
-        if early:
-            engine.feed(early)
-
-    def app_close(self, message: dict) -> None:
-        """``websocket.close``: the closing handshake once open; before, a 403 refusal."""
-        state = self.state
-        if state is OPEN:
-            code = message.get("code", 1000)
-            reason = message.get("reason") or ""
-            if not valid_close_code(code):
-                raise AppProtocolError(f"invalid close code {code!r}")
-            if len(reason) > 30:
-                # a close frame's payload is at most 125 bytes: 2 for the code, 123 of text
-                reason = reason.encode()[:123].decode("utf-8", "ignore")
-            self.start_close(code, reason)
-        elif state is CONNECTING:
-            # ASGI: a close before accept refuses the handshake with 403
-            self.refuse(403)
-            self.set_disconnect(1006, "")
-        elif state is RESPONDING:
-            raise AppProtocolError("websocket.close during a denial response")
-        # CLOSING / CLOSED: the connection is already going away
-
-    def deny_start(self, message: dict) -> None:
-        """The ``websocket.http.response`` extension: the app's own denial response."""
-        if self.state is not CONNECTING:
-            raise AppProtocolError(f"websocket.http.response.start in state {self.state}")
-        status = message["status"]
-        if type(status) is not int or status < 200 or status == 101:
-            raise AppProtocolError(f"invalid denial response status {status!r}")
-        headers = message.get("headers") or ()
-        for name, value in headers:
-            check_header(name, value)
-        self.responder.deny_start(status, headers)
-        self.state = RESPONDING
-
-    def deny_body(self, message: dict) -> bool:
-        """Its body; True when more is to come."""
-        if self.state is not RESPONDING:
-            raise AppProtocolError(f"websocket.http.response.body in state {self.state}")
-        more = message.get("more_body", False)
-        if not self.closing:
-            self.responder.deny_body(message.get("body", b""), more)
-        if not more:
-            self.state = CLOSED
-            self.set_disconnect(1006, "")
-            self.close_channel()
-        return more
-
-    def refuse(self, status: int, message: str = "", fields: Any = ()) -> None:
-        """The server's own answer instead of the app's (403, 500, a refused handshake)."""
-        self.state = CLOSED
-        if not self.closing:
-            self.responder.refuse(status, message, fields)
-        self.close_channel()
-
     # ------------------------------------------------------------------ running the app
     async def run_asgi(self) -> None:
         try:
@@ -474,17 +381,3 @@ class WebSocketSession(WriteFlow, asyncio.Protocol):
         if self.state is OPEN:
             self.set_disconnect(1012, "")
             self.start_close(1012, "")
-
-
-def websocket_scope(http_scope: dict, handshake: Handshake | None) -> dict:
-    """The ASGI ``websocket`` scope for the opening request's ``http`` scope."""
-    scope = dict(http_scope)
-    del scope["method"]
-    scope["type"] = "websocket"
-    scope["scheme"] = "wss" if scope["scheme"] in ("https", "wss") else "ws"
-    scope["subprotocols"] = handshake.subprotocols if handshake is not None else []
-    # the connection's HTTP response extensions (pathsend, early hints...) do not apply
-    extensions = {k: v for k, v in (scope.get("extensions") or {}).items() if k[:5] != "http."}
-    extensions["websocket.http.response"] = {}
-    scope["extensions"] = extensions
-    return scope

@@ -11,6 +11,7 @@ import pytest
 from gworkers.config import Config
 from gworkers.http.h1.connection import HTTPConnection
 from gworkers.server import ServerState
+from tests.conftest import PARSERS
 
 
 class Transport:
@@ -56,7 +57,7 @@ async def waiting_app(scope, receive, send):
     await asyncio.sleep(3600)
 
 
-@pytest.mark.parametrize("http", ["h11", "httptools"])
+@pytest.mark.parametrize("http", PARSERS)
 def test_body_window_restarts_when_reading_resumes(http):
     loop = asyncio.new_event_loop()
     clock = [1000.0]

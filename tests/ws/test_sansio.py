@@ -13,8 +13,9 @@ from gworkers.errors import BadRequest
 from gworkers.http.fields import DefaultHeaders
 from gworkers.http.h1.upgrade import H1Handshake
 from gworkers.ws import choose_engine
+from gworkers.ws.framing import valid_close_code
 from gworkers.ws.handshake import UpgradeRequired, accept_token, read_handshake
-from gworkers.ws.session import OPEN, WebSocketSession, valid_close_code
+from gworkers.ws.session import OPEN, WebSocketSession
 from gworkers.ws.websockets_impl import WebsocketsEngine
 from gworkers.ws.wsproto_impl import WsprotoEngine
 

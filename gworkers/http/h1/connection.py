@@ -7,71 +7,40 @@ adapters push three calls into it -- ``on_request``, ``on_body``, ``on_complete`
 ``on_upgrade`` at the end of an upgraded head) -- and raise ``ProtocolError`` for everything else.
 It is the ``ResponseSink`` of the stream being answered (``writer.py``).
 
-Timers are not armed per request: the server sweeps its connections once a second and each one
-compares the deadlines it keeps (``check_timeouts``). No deadline is moved by the arrival of
-bytes, so a peer trickling single bytes gains nothing:
-
-* a new connection has ``timeout_request_header`` seconds from accept to deliver a complete
-  request head (silent: closed; a head had begun: 408);
-* a kept-alive connection may idle ``timeout_keep_alive`` seconds; once the next head has begun
-  it has ``timeout_request_header`` seconds (counted from the sweep that first sees it) to finish;
-* a request body must bring ``BODY_PROGRESS`` bytes, or its end, in every
-  ``timeout_request_body`` window, unless reading is paused on our side or a 100-continue is
-  still owed (then the client is waiting for us): 408 if no response started, else closed.
+The deadlines (request head, keep-alive idle, body progress) and the drain are ``timers.py``.
 """
 
 from __future__ import annotations
 
-import array
 import asyncio
-import fcntl
-import termios
 from typing import Any
 
 from ...context import WorkerContext
-from ...errors import ContentTooLarge, ProtocolError, RequestTimeout
+from ...errors import ContentTooLarge, ProtocolError
 from ...flow import WriteFlow
 from ..extensions import with_trailers
 from ..stream import AWAITING_START, DONE, HTTPStream
 from ..target import decode_path
 from . import wire
-from .head import METHODS, PLAIN_HEAD, read_request
+from .head import METHODS, PLAIN_HEAD, CheckedRequest, read_request
+from .timers import NO_DEADLINE, ConnectionTimers
 from .upgrade import Upgrades
 from .writer import ResponseWriter
 
 # Buffered request body (per request) past which reading pauses until the app receives.
 BODY_HIGH_WATER = 64 * 1024
-# Seconds a connection accepted just before a drain has to send its first request.
-DRAIN_GRACE = 1.0
 # Requests parsed ahead of the one being answered before reading pauses.
 PIPELINE_DEPTH = 16
-# Body bytes a request must bring in each ``timeout_request_body`` window to count as progress.
-BODY_PROGRESS = 1024
-# A timeout of 0 turns that deadline off.
-_OFF = float("inf")
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 
 
-def input_waiting(transport: Any) -> bool:
-    """Whether bytes sit unread in the transport's socket (FIONREAD; for TLS, raw records)."""
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return False
-    try:
-        count = array.array("i", [0])
-        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
-    except (OSError, ValueError):
-        return False
-    return count[0] > 0
-
-
-class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
+class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyncio.Protocol):
     # Slots: every attribute access on the hot path is a fixed offset (a dict of 40 keys stops
     # being shared between instances), and an idle connection is smaller.
     __slots__ = (
         "__weakref__", "accepting", "app", "body_deadline", "body_limit_left", "body_progress",
-        "calls", "client", "closed", "closing", "config", "context", "cycle", "defaults",
+        "answering", "calls", "client", "closed", "closing", "config", "context", "cycle", "defaults",
         "drain_waiter", "eof", "extensions", "flusher", "head_deadline", "held", "idle_deadline",
         "keep_alive", "loop", "more_requests", "out", "out_chunked", "out_size", "out_trailers",
         "parser", "parsing", "pending_error", "pipeline", "read_paused", "reading", "requests",
@@ -119,6 +88,7 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
         self.body_progress = 0
         self.body_limit_left: int | None = None  # chunked body bytes still allowed
         self.task: asyncio.Task | None = None
+        self.answering = False  # inside answer(): a finished response leaves the next to it
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
@@ -145,7 +115,7 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
         if context.proxy_gate is not None:  # PROXY protocol: its header comes before any HTTP
             self.parser = context.proxy_gate.stage(self, self.parser)
         now = self.loop.time()
-        self.idle_deadline = self.head_deadline = now + (self.config.timeout_request_header or _OFF)
+        self.idle_deadline = self.head_deadline = now + (self.config.timeout_request_header or NO_DEADLINE)
         if self.config.timeout_keep_alive <= 0:
             self.accepting = False  # Gunicorn's keepalive = 0: one request per connection
         context.registry.connection_made(self)
@@ -200,42 +170,21 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
 
     # ------------------------------------------------------------------ from the parser adapters
     def on_request(
-        self, method: bytes, target: bytes, version: str, headers: list, notable: list | None = None
+        self, method: bytes, target: bytes, version: str, headers: list, watched: list | None = None
     ) -> bool:
         """A complete head arrived. Returns True when the connection was upgraded.
 
-        ``notable``: the fields named in ``head.watched_names``, when the parser set them aside.
+        ``watched``: the fields named in ``head.watched_names``, when the parser set them aside.
         """
         config = self.config
         limit = config.limit_request_body
-        head, version, raw_path, query, headers = read_request(
-            method, target, version, headers, limit, notable
-        )
+        request = read_request(method, target, version, headers, limit, watched)
+        scope = self.scope_for(method, request)
         context = self.context
-        root = config.root_path
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = decode_path(raw_path)
-        state = context.lifespan_state
-        scope = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": version,
-            "server": self.sockname,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": METHODS[method],  # check_head refused any other method
-            "root_path": root,
-            "path": root + path if root else path,
-            "raw_path": root.encode() + raw_path if root else raw_path,
-            "query_string": query,
-            "headers": headers,
-            "state": state.copy() if state else {},  # a shallow copy per request (ASGI)
-            "extensions": self.extensions if not head.te_trailers else with_trailers(self.extensions),
-        }
-        if self.trusted and (notable is None or len(notable) > 1 or notable and notable[0][0] != b"host"):
-            # (a request whose only notable field is Host carries no proxy header)
-            context.proxy.apply(scope, self, notable)
+        if self.trusted and (watched is None or len(watched) > 1 or watched and watched[0][0] != b"host"):
+            # (a request whose only watched field is Host carries no proxy header)
+            context.proxy.apply(scope, self, watched)
+        head = request.head
         if head is PLAIN_HEAD:  # no body, keep-alive, no upgrade, nothing expected
             body_complete = True
             keep_alive = self.accepting
@@ -254,7 +203,7 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
             access.begin(stream, target)  # Gunicorn's pre_request hook and access-log record
         if not body_complete:
             self.reading = stream
-            self.body_deadline = self.loop.time() + (config.timeout_request_body or _OFF)
+            self.body_deadline = self.loop.time() + (config.timeout_request_body or NO_DEADLINE)
             self.body_progress = 0
             self.body_limit_left = limit if limit and head.chunked else None
         if self.cycle is None:
@@ -268,6 +217,32 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
         if calls.max_requests and calls.served >= calls.max_requests:
             calls.max_requests_reached()
         return False
+
+    def scope_for(self, method: bytes, request: CheckedRequest) -> dict:
+        """The ASGI ``http`` scope of a checked request on this connection."""
+        root = self.config.root_path
+        raw_path = request.raw_path
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = decode_path(raw_path)
+        state = self.context.lifespan_state
+        return {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": request.version,
+            "server": self.sockname,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": METHODS[method],  # check_head refused any other method
+            "root_path": root,
+            "path": root + path if root else path,
+            "raw_path": root.encode() + raw_path if root else raw_path,
+            "query_string": request.query_string,
+            "headers": request.headers,
+            "state": state.copy() if state else {},  # a shallow copy per request (ASGI)
+            "extensions": (with_trailers(self.extensions) if request.head.te_trailers
+                           else self.extensions),
+        }
 
     def on_body(self, data: bytes) -> None:
         cycle = self.reading
@@ -316,34 +291,53 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
             self.resume_reading()
         self.cycle = None
         if self.pipeline:
-            nxt = self.pipeline.pop(0)
-            if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
-                self.resume_reading()
-            self.answer(nxt)
+            if not self.answering:
+                self.answer(self.next_pipelined())
+            # else: inside answer(), whose loop answers the next one once this Task's step returns
         elif not self.accepting or self.eof:
             self.close()
         else:
             self.idle_deadline = self.loop.time() + self.config.timeout_keep_alive
             self.head_deadline = 0.0  # set by the sweep that first sees the next head begun
 
+    def next_pipelined(self) -> HTTPStream:
+        nxt = self.pipeline.pop(0)
+        if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
+            self.resume_reading()
+        return nxt
+
     def answer(self, stream: HTTPStream) -> None:
-        """Answer ``stream`` now: its app call becomes a Task (503 past limit_concurrency)."""
-        self.cycle = stream
-        self.held = None
-        if self.eof:
-            stream.eof = True  # the peer half-closed before this (pipelined) request began
-        calls = self.calls
-        # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
-        if calls.limit and calls.running >= calls.limit:
-            self.refuse(stream)
-            return
-        calls.running += 1
-        context = self.context
-        task = context.spawn(stream.run(self.app))
-        if not context.eager or not task.done():
-            # a strong reference while it runs (an eagerly started Task may already have
-            # finished and started the next pipelined request, whose Task this must not hide)
-            self.task = task
+        """Answer ``stream`` now (its app call becomes a Task; 503 past limit_concurrency), then
+        the pipelined requests an eagerly started Task answered its way through.
+
+        An eagerly started Task (3.12+) can finish its response before ``spawn`` returns; its
+        ``response_ended`` leaves the next pipelined request to this loop instead of answering
+        it from inside the Task, so a burst of pipelined requests is a loop here, not a
+        recursion through nested Task starts that overflows the stack after ~140 requests.
+        """
+        outer = self.answering
+        self.answering = True
+        try:
+            while True:
+                self.cycle = stream
+                self.held = None
+                if self.eof:
+                    stream.eof = True  # the peer half-closed before this (pipelined) request began
+                calls = self.calls
+                # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
+                if calls.limit and calls.running >= calls.limit:
+                    self.refuse(stream)
+                    return
+                calls.running += 1
+                context = self.context
+                task = context.spawn(stream.run(self.app))
+                if not context.eager or not task.done():
+                    self.task = task  # a strong reference while it runs
+                if self.cycle is not None or not self.pipeline:
+                    return
+                stream = self.next_pipelined()
+        finally:
+            self.answering = outer
 
     def refuse(self, stream: HTTPStream) -> None:
         """Past ``limit_concurrency``: 503 and close, without calling the app."""
@@ -391,52 +385,6 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
             self.write(wire.error_reply(exc.status, block=self.defaults.block))
         self.close()
 
-    def check_timeouts(self, now: float) -> None:
-        """Called once a second by the server; see the module docstring for the rules."""
-        if self.closed or self.closing or self.transport.get_protocol() is not self:
-            return  # done, or handed over (WebSocket): the new protocol keeps its own timers
-        reading = self.reading
-        if self.cycle is None and reading is None:
-            if self.parser.in_head:
-                deadline = self.head_deadline
-                if not deadline:
-                    self.head_deadline = now + (self.config.timeout_request_header or _OFF)
-                elif now >= deadline:
-                    self.protocol_error(RequestTimeout("request head not received in time"))
-            elif now >= self.idle_deadline:
-                self.close()
-        elif reading is not None and now >= self.body_deadline:
-            if self.body_progress >= BODY_PROGRESS or self.read_paused or reading.continue_owed:
-                # real progress, or the client is waiting for us: a new window
-                self.body_progress = 0
-                self.body_deadline = now + (self.config.timeout_request_body or _OFF)
-            else:
-                self.protocol_error(RequestTimeout("request body not received in time"))
-
-    def is_idle(self) -> bool:
-        """No request in progress: nothing of one received (a new connection that has sent
-        nothing, or a kept-alive one between requests) and no bytes waiting unread. Closing
-        such a connection loses nothing (RFC 9112 9.3: a client retries on a new one)."""
-        return (
-            self.cycle is None and self.reading is None and not self.closing and not self.closed
-            and not self.parser.in_head and not input_waiting(self.transport)
-        )
-
-    def shutdown(self) -> None:
-        """Graceful drain: no new request here; idle keep-alive connections close at once.
-
-        A connection accepted just before the drain began has not sent its first request yet:
-        its client is about to, and would see a reset, so it gets a short grace instead (the
-        request is then answered with ``connection: close``). So does a keep-alive connection
-        whose next request already sits unread in the socket: closing it would reset it.
-        """
-        self.accepting = False
-        if self.cycle is None and self.reading is None and not self.parser.in_head:
-            if self.requests and not input_waiting(self.transport):
-                self.close()
-            else:
-                self.idle_deadline = min(self.idle_deadline, self.loop.time() + DRAIN_GRACE)
-
     # ------------------------------------------------------------------ read flow control
     def pause_reading(self) -> None:
         if not self.read_paused and not self.closed:
@@ -451,4 +399,4 @@ class HTTPConnection(ResponseWriter, Upgrades, WriteFlow, asyncio.Protocol):
                 # the client's window starts now: the time we did not read was our wait, and a
                 # tick just after resuming must not find the body late
                 self.body_progress = 0
-                self.body_deadline = self.loop.time() + (self.config.timeout_request_body or _OFF)
+                self.body_deadline = self.loop.time() + (self.config.timeout_request_body or NO_DEADLINE)

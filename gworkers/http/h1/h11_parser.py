@@ -169,31 +169,10 @@ class H11Parser:
             head = _request_line_for_h11(line) + head[line_end:]
         if _CTL.search(head) is not None:
             raise BadRequest("control character in request head")
-        # The framing fields, found in the lowercased head: no obs-fold and no bare CR or LF
-        # are left, so each CRLF starts a field line.
-        low = head.lower()
-        cl = te = None
-        shorter = None  # (Content-Length as sent, the same for h11)
-        at = low.find(b"\r\ncontent-length:")
-        if at >= 0:
-            if low.find(b"\r\ncontent-length:", at + 2) >= 0:
-                return self._refuse(head)  # two lines: h11 would merge equal ones
-            cl = _value(head, at + 17)
-        at = low.find(b"\r\ntransfer-encoding:")
-        if at >= 0:
-            te = _value(head, at + 20)
-            if te.lower() != b"chunked" or low.find(b"\r\ntransfer-encoding:", at + 2) >= 0:
-                return self._refuse(head)  # h11 would answer 501 for every other coding
-        if cl is not None:
-            if not cl.isdigit():
-                return self._refuse(head)  # a list (h11 would merge it), or not digits
-            if len(cl) > _CL_MAX_DIGITS:
-                short = cl.lstrip(b"0") or b"0"
-                if len(short) > _CL_MAX_DIGITS:
-                    return self._refuse(head)
-                shorter = (cl, short)
-                at = head.find(cl, low.find(b"\r\ncontent-length:"))
-                head = head[:at] + short + head[at + len(cl) :]
+        framing = _framing_fields(head)
+        if framing is None:
+            return self._refuse(head)
+        head, cl, te, shorter = framing
         parser = h11.Connection(h11.SERVER)
         parser.receive_data(head)
         try:
@@ -280,6 +259,40 @@ class H11Parser:
             self.done = True
             return b""
         return rest
+
+
+def _framing_fields(head: bytes) -> tuple[bytes, bytes | None, bytes | None, tuple | None] | None:
+    """``(head for h11, Content-Length, Transfer-Encoding, (Content-Length as sent, as given
+    to h11) or None)``, or None for a head whose framing h11 would normalise or refuse
+    differently from the connection (``_refuse`` answers it instead).
+
+    The fields are found in the lowercased head: no obs-fold and no bare CR or LF are left, so
+    each CRLF starts a field line.
+    """
+    low = head.lower()
+    cl = te = None
+    shorter = None
+    at = low.find(b"\r\ncontent-length:")
+    if at >= 0:
+        if low.find(b"\r\ncontent-length:", at + 2) >= 0:
+            return None  # two lines: h11 would merge equal ones
+        cl = _value(head, at + 17)
+    at = low.find(b"\r\ntransfer-encoding:")
+    if at >= 0:
+        te = _value(head, at + 20)
+        if te.lower() != b"chunked" or low.find(b"\r\ntransfer-encoding:", at + 2) >= 0:
+            return None  # h11 would answer 501 for every other coding
+    if cl is not None:
+        if not cl.isdigit():
+            return None  # a list (h11 would merge it), or not digits
+        if len(cl) > _CL_MAX_DIGITS:
+            short = cl.lstrip(b"0") or b"0"
+            if len(short) > _CL_MAX_DIGITS:
+                return None
+            shorter = (cl, short)
+            at = head.find(cl, low.find(b"\r\ncontent-length:"))
+            head = head[:at] + short + head[at + len(cl) :]
+    return head, cl, te, shorter
 
 
 def _check_target(limits: Limits, line: bytes) -> None:

@@ -7,6 +7,8 @@ head to ``check_head`` so every case is answered the same way, whatever parsed i
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ...config import FORWARDED_HEADERS
 from ...errors import (
     BadRequest,
@@ -100,7 +102,7 @@ HEAD_FIELDS = frozenset(
 
 
 def watched_names(config: object) -> frozenset:
-    """The field names a parser adapter sets aside while parsing (``notable``): the ones
+    """The field names a parser adapter sets aside while parsing (``watched``): the ones
     ``check_head`` reads and every proxy header ``proxy.apply`` may read, so neither has to
     walk all the fields of a request again."""
     secure = getattr(config, "secure_scheme_headers", ())
@@ -138,38 +140,50 @@ def _length_head(length: bytes) -> Head:
     return head
 
 
+class CheckedRequest(NamedTuple):
+    """A request head that passed every check, as the connection builds its scope from it:
+    ``head`` (framing, keep-alive, upgrade, expectations), the version it is served as, the
+    target split into ``raw_path`` and ``query_string``, and the scope's headers (for
+    absolute-form, Host replaced by the target's authority)."""
+
+    head: Head
+    version: str
+    raw_path: bytes
+    query_string: bytes
+    headers: list
+
+
 def read_request(
     method: bytes,
     target: bytes,
     version: str,
     headers: list,
     body_limit: int = 0,
-    notable: list | None = None,
-) -> tuple[Head, str, bytes, bytes, list]:
-    """``(head, version, raw_path, query_string, scope headers)``: every check the connection
-    makes before it builds a scope, in one place.
+    watched: list | None = None,
+) -> CheckedRequest:
+    """Every check the connection makes before it builds a scope, in one place.
 
     ``HTTPConnection.on_request`` and the sans-IO corpus tests (tests/http/test_parsers.py)
     both call this, so the corpus tests exactly the rules the server applies. The version is
     the one the request is served as: RFC 9112 2.3 has a higher HTTP/1 minor version processed
     as HTTP/1.1. For absolute-form, the target's authority replaces Host (RFC 9112 3.2.2).
-    ``notable``: the fields of ``headers`` named in ``HEAD_FIELDS`` (or more), in order, when
+    ``watched``: the fields of ``headers`` named in ``HEAD_FIELDS`` (or more), in order, when
     the parser collected them; ``None`` means look at every field.
     """
     if version != "1.1" and version != "1.0" and version[:2] == "1.":
         version = "1.1"
     head = None
-    if notable is not None and version == "1.1" and method in METHODS and method != b"CONNECT":
+    if watched is not None and version == "1.1" and method in METHODS and method != b"CONNECT":
         # The common requests, whose only fields check_head reads are a Host seen before and
         # perhaps one Content-Length: keep-alive, nothing to upgrade or expect, no chunked
         # body. check_head would say the same, slower.
-        n = len(notable)
+        n = len(watched)
         if n == 1:
-            name, host = notable[0]
+            name, host = watched[0]
             if name == b"host" and host in _good_hosts:
                 head = PLAIN_HEAD
         elif n == 2:
-            (name, host), (name2, length) = notable
+            (name, host), (name2, length) = watched
             if name != b"host":
                 name, host, name2, length = name2, length, name, host
             if name == b"host" and name2 == b"content-length" and host in _good_hosts:
@@ -179,20 +193,20 @@ def read_request(
             if head is not None and body_limit and head.content_length > body_limit:
                 raise ContentTooLarge("request body too large")
     if head is None:
-        head = check_head(method, target, version, headers if notable is None else notable)
+        head = check_head(method, target, version, headers if watched is None else watched)
         if body_limit and head.content_length is not None and head.content_length > body_limit:
             raise ContentTooLarge("request body too large")
     if target[:1] == b"/" and b"#" not in target:
         # origin-form, as split_target splits it
         i = target.find(b"?")
         if i < 0:
-            return head, version, target, b"", headers
-        return head, version, target[:i], target[i + 1 :], headers
+            return CheckedRequest(head, version, target, b"", headers)
+        return CheckedRequest(head, version, target[:i], target[i + 1 :], headers)
     raw_path, query, authority = split_target(method, target)
     if authority is not None:
         headers = [(n, v) for n, v in headers if n != b"host"]
         headers.append((b"host", authority))
-    return head, version, raw_path, query, headers
+    return CheckedRequest(head, version, raw_path, query, headers)
 
 
 def check_head(method: bytes, target: bytes, version: str, headers: list) -> Head:
@@ -207,73 +221,104 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
         raise method_error(method)
     if method == b"CONNECT":
         raise NotImplementedCoding("CONNECT tunnels are not served")
-    expect_continue = False
-    te_trailers = False
-    upgrade = None
-    chunked = False
-    content_length = None
-    keep_alive = True
-    host = None
-    hosts = 0
-    cl_values = None
-    te_values = None
-    connection = None
-    for name, value in headers:
-        # Dispatch on the first letter: most headers are none of these.
-        c = name[:1]
-        if c == b"h" and name == b"host":
-            hosts += 1
-            host = value
-        elif c == b"c":
-            if name == b"content-length":
-                if cl_values is None:
-                    cl_values = [value]
-                else:
-                    cl_values.append(value)
-            elif name == b"connection":
-                connection = value if connection is None else connection + b"," + value
-        elif c == b"t":
-            if name == b"transfer-encoding":
-                if te_values is None:
-                    te_values = [value]
-                else:
-                    te_values.append(value)
-            elif name == b"te" and b"trailers" in value.lower():
-                te_trailers = True
-        elif c == b"e" and name == b"expect":
-            if value.lower() == b"100-continue":
-                expect_continue = version == "1.1"
-            else:
-                # RFC 9110 10.1.1: an unknown expectation may be answered 417
-                raise ProtocolError("unsupported expectation", status=417)
-        elif c == b"u" and name == b"upgrade":
-            upgrade = value.lower()
-    if te_values is not None:
-        if cl_values is not None:
+    seen = _HeadFields(headers, version)
+    content_length, chunked = _body_framing(seen, version)
+    _check_hosts(seen, version, target)
+    keep_alive, upgrade = _persistence(seen, version)
+    if (keep_alive and content_length is None and not chunked and upgrade is None
+            and not seen.expect_continue and not seen.te_trailers):
+        return PLAIN_HEAD
+    head = Head()
+    head.keep_alive = keep_alive
+    head.content_length = content_length
+    head.chunked = chunked
+    head.upgrade = upgrade
+    head.expect_continue = seen.expect_continue
+    head.te_trailers = seen.te_trailers
+    return head
+
+
+class _HeadFields:
+    """The fields ``check_head`` reads, gathered in one pass over the names."""
+
+    __slots__ = ("connection", "content_lengths", "codings", "expect_continue", "host", "hosts",
+                 "te_trailers", "upgrade")
+
+    def __init__(self, headers: list, version: str) -> None:
+        self.expect_continue = False
+        self.te_trailers = False
+        self.upgrade: bytes | None = None
+        self.host: bytes | None = None
+        self.hosts = 0
+        self.content_lengths: list[bytes] = []
+        self.codings: list[bytes] = []  # Transfer-Encoding values
+        self.connection: bytes | None = None
+        for name, value in headers:
+            # Dispatch on the first letter: most headers are none of these.
+            c = name[:1]
+            if c == b"h" and name == b"host":
+                self.hosts += 1
+                self.host = value
+            elif c == b"c":
+                if name == b"content-length":
+                    self.content_lengths.append(value)
+                elif name == b"connection":
+                    connection = self.connection
+                    self.connection = value if connection is None else connection + b"," + value
+            elif c == b"t":
+                if name == b"transfer-encoding":
+                    self.codings.append(value)
+                elif name == b"te" and b"trailers" in value.lower():
+                    self.te_trailers = True
+            elif c == b"e" and name == b"expect":
+                if value.lower() != b"100-continue":
+                    # RFC 9110 10.1.1: an unknown expectation may be answered 417
+                    raise ProtocolError("unsupported expectation", status=417)
+                self.expect_continue = version == "1.1"
+            elif c == b"u" and name == b"upgrade":
+                self.upgrade = value.lower()
+
+
+def _body_framing(seen: _HeadFields, version: str) -> tuple[int | None, bool]:
+    """``(Content-Length, chunked)`` (RFC 9112 6.1-6.3): one of them, valid, or neither."""
+    if seen.codings:
+        if seen.content_lengths:
             raise BadRequest("both Content-Length and Transfer-Encoding")
         if version == "1.0":
             raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-        check_transfer_encoding(te_values)
-        chunked = True
-    elif cl_values is not None:
-        if len(cl_values) > 1:
-            raise BadRequest("more than one Content-Length")
-        value = cl_values[0]
-        if not value.isdigit() or len(value) > 18 and len(value.lstrip(b"0")) > 18:
-            raise BadRequest("invalid Content-Length")
-        content_length = int(value)
-    if hosts > 1:
+        check_transfer_encoding(seen.codings)
+        return None, True
+    if not seen.content_lengths:
+        return None, False
+    if len(seen.content_lengths) > 1:
+        raise BadRequest("more than one Content-Length")
+    value = seen.content_lengths[0]
+    if not value.isdigit() or len(value) > 18 and len(value.lstrip(b"0")) > 18:
+        raise BadRequest("invalid Content-Length")
+    return int(value), False
+
+
+def _check_hosts(seen: _HeadFields, version: str, target: bytes) -> None:
+    """One valid Host (RFC 9112 3.2), required on HTTP/1.1; empty only beside an absolute
+    target."""
+    if seen.hosts > 1:
         raise BadRequest("more than one Host header")
-    if version == "1.1":
-        if hosts == 0:
-            raise BadRequest("missing Host header")
+    if version == "1.1" and seen.hosts == 0:
+        raise BadRequest("missing Host header")
+    host = seen.host
     if host is not None and host != b"":
         if host not in _good_hosts:
             check_host(host)
-    elif hosts and version == "1.1" and not _is_absolute(target):
+    elif seen.hosts and version == "1.1" and not _is_absolute(target):
         raise BadRequest("empty Host header")
-    if connection is not None:
-        tokens = {t.strip().lower() for t in connection.split(b",")}
+
+
+def _persistence(seen: _HeadFields, version: str) -> tuple[bool, bytes | None]:
+    """``(keep-alive, upgrade protocol)`` from Connection (RFC 9112 9.3, RFC 9110 7.8)."""
+    upgrade = seen.upgrade
+    keep_alive = True
+    if seen.connection is not None:
+        tokens = {t.strip().lower() for t in seen.connection.split(b",")}
         if b"close" in tokens:
             keep_alive = False
         elif version == "1.0":
@@ -288,17 +333,7 @@ def check_head(method: bytes, target: bytes, version: str, headers: list) -> Hea
         # Served as plain HTTP/1.1 when nobody takes the upgrade over; the bytes after it may
         # be in the other protocol already, so no further request is read (RFC 9110 7.8).
         keep_alive = False
-    if (keep_alive and content_length is None and not chunked and upgrade is None
-            and not expect_continue and not te_trailers):
-        return PLAIN_HEAD
-    head = Head()
-    head.keep_alive = keep_alive
-    head.content_length = content_length
-    head.chunked = chunked
-    head.upgrade = upgrade
-    head.expect_continue = expect_continue
-    head.te_trailers = te_trailers
-    return head
+    return keep_alive, upgrade
 
 
 def _is_absolute(target: bytes) -> bool:

@@ -16,6 +16,13 @@ came before it in this one, or when this read began between requests (each earli
 it is its head and a Content-Length body). A chunked request that arrives in the same read as
 the end of a previous request's body or head is decoded by llhttp itself, as strictly as llhttp
 reads it (whitespace in chunk extensions refused).
+
+**An upgrade nobody takes keeps its body.** llhttp reads every request with ``Upgrade`` and
+``Connection: upgrade`` as bodiless: it completes the message at the head's end and stops there
+(``HttpParserUpgrade``, whose offset is the head's end). When the connection serves such a
+request as plain HTTP (any protocol but an accepted WebSocket), the bytes after the head are
+its body by the head's own framing: a Content-Length body is counted off (``LengthBody``), a
+chunked one decoded (``ChunkedDecoder``); then the connection closes, as for any upgrade request.
 """
 
 from __future__ import annotations
@@ -44,6 +51,29 @@ class _Chunked(Exception):
     """Raised from on_headers_complete: the chunked body is ours to decode."""
 
 
+class LengthBody:
+    """A Content-Length body read by us (after an upgrade not taken, where llhttp stopped at
+    the head): ``feed`` has the same contract as ``ChunkedDecoder.feed``."""
+
+    __slots__ = ("conn", "left")
+
+    def __init__(self, conn: Any, length: int) -> None:
+        self.conn = conn
+        self.left = length
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Pass body bytes on: ``None`` while the body goes on, else the bytes after it."""
+        left = self.left
+        if len(data) < left:
+            if data:
+                self.left = left - len(data)
+                self.conn.on_body(data)
+            return None
+        self.left = 0
+        self.conn.on_body(data[:left])
+        return data[left:]
+
+
 # Where a read began (``HttptoolsParser.read_state``): between requests, inside a head, or
 # inside a body.
 _BETWEEN, _IN_HEAD, _IN_BODY = 0, 1, 2
@@ -52,7 +82,7 @@ _BETWEEN, _IN_HEAD, _IN_BODY = 0, 1, 2
 class HttptoolsParser:
     __slots__ = (
         "buffered",
-        "chunked",
+        "own_body",
         "conn",
         "done",
         "head_size",
@@ -61,15 +91,16 @@ class HttptoolsParser:
         "limits",
         "line",
         "max_line",
-        "quick_limit",
+        "safe_head_size",
         "messages",
         "method",
-        "notable",
+        "watched",
         "on_body",
         "parser",
         "read_messages",
         "read_state",
         "tail",
+        "untaken_body",
         "trailers",
         "url",
         "upgraded",
@@ -83,7 +114,10 @@ class HttptoolsParser:
         self.on_body = conn.on_body
         self.parser = self._new_parser()
         self.limits = Limits(config)
-        self.chunked: ChunkedDecoder | None = None  # a chunked body we are decoding
+        # a body we read ourselves (chunked, or after an upgrade not taken), not llhttp
+        self.own_body: ChunkedDecoder | LengthBody | None = None
+        # a request body llhttp will skip (an upgrade not taken): its length, or -1 if chunked
+        self.untaken_body: int | None = None
         self.read_state = _BETWEEN  # where the read being parsed began
         self.read_messages = 0  # requests begun before it
         self.tail = b""  # the last bytes of a head still incomplete after a read
@@ -91,7 +125,7 @@ class HttptoolsParser:
         self.headers: list = []
         # the fields head.read_request and the proxy check look at, collected while parsing so
         # neither walks every header again
-        self.notable: list = []
+        self.watched: list = []
         self.watch = watched_names(config)
         self.in_head = False
         self.head_size = 0  # the head as counted from the callbacks so far
@@ -103,7 +137,7 @@ class HttptoolsParser:
         self.done = False
         self.method: bytes | None = None  # a refused method still arriving
         limits = self.limits
-        self.quick_limit = min(
+        self.safe_head_size = min(
             limits.field_size - 2 if limits.field_size else 1 << 62,
             limits.head or 1 << 62,
             5 * limits.fields + _LINE_EXTRA if limits.fields else 1 << 62,
@@ -118,8 +152,8 @@ class HttptoolsParser:
 
     def feed(self, data: bytes) -> None:
         while True:
-            if self.chunked is not None:
-                data = self._feed_chunked(data)
+            if self.own_body is not None:
+                data = self._feed_own_body(data)
                 if not data:
                     return
             if self.done:
@@ -140,7 +174,9 @@ class HttptoolsParser:
             except httptools.HttpParserUpgrade as exc:
                 if self.upgraded:
                     self.conn.on_upgrade(data[exc.args[0] :])
-                # else: the upgrade was refused; on_complete said to read nothing more
+                elif self.untaken_body is not None:
+                    data = self._take_untaken_body(data[exc.args[0] :])
+                    continue
             except httptools.HttpParserCallbackError as exc:
                 cause = exc.__context__
                 if isinstance(cause, _Chunked):
@@ -171,12 +207,12 @@ class HttptoolsParser:
                     self.limits.check_head_size(self.buffered)
             return
 
-    def _feed_chunked(self, data: bytes) -> bytes:
-        """Decode a chunked body; once it ends, a fresh llhttp parser takes what follows."""
-        rest = self.chunked.feed(data)
+    def _feed_own_body(self, data: bytes) -> bytes:
+        """Read a body of ours; once it ends, a fresh llhttp parser takes what follows."""
+        rest = self.own_body.feed(data)
         if rest is None:
             return b""
-        self.chunked = None
+        self.own_body = None
         self.url = b""
         self.parser = self._new_parser()
         if not self.conn.on_complete():
@@ -194,8 +230,18 @@ class HttptoolsParser:
             end = (tail + data).find(b"\r\n\r\n") + 4 - len(tail)
         else:
             end = _head_end(data, self.messages - messages)
-        self.chunked = ChunkedDecoder(self.conn, self.limits)
+        self.own_body = ChunkedDecoder(self.conn, self.limits)
         return data[end:]
+
+    def _take_untaken_body(self, rest: bytes) -> bytes:
+        """llhttp stopped at the end of an upgrade request's head and completed nothing (see
+        ``on_message_complete``): ``rest`` begins the body the connection is waiting for."""
+        length, self.untaken_body = self.untaken_body, None
+        if length < 0:
+            self.own_body = ChunkedDecoder(self.conn, self.limits)
+        else:
+            self.own_body = LengthBody(self.conn, length)
+        return rest
 
     def _refuse_method(self, line: bytes) -> None:
         """llhttp stops at the first byte no method it knows has; the answer (501 for an
@@ -230,7 +276,7 @@ class HttptoolsParser:
         self.messages += 1
         self.url = b""
         self.headers = []
-        self.notable = []
+        self.watched = []
 
     def on_url(self, url: bytes) -> None:
         self.head_size += len(url)
@@ -249,12 +295,12 @@ class HttptoolsParser:
             headers = self.headers
             headers.append(field)
             if name in self.watch:
-                self.notable.append(field)
+                self.watched.append(field)
             size = self.head_size = self.head_size + len(name) + len(value) + 4
-            # The limits in one comparison: while the head so far is within ``quick_limit``
+            # The limits in one comparison: while the head so far is within ``safe_head_size``
             # no field can be too large, the head is not, and (each field adding at least 5
             # bytes) there are not too many fields. Past it, Limits checks each field exactly.
-            if size > self.quick_limit:
+            if size > self.safe_head_size:
                 limits = self.limits
                 limits.check_field(len(headers), name, value)
                 limits.check_head_size(size)
@@ -269,14 +315,20 @@ class HttptoolsParser:
         self.trailers = 0
         self.line = b""
         parser = self.parser
-        notable = self.notable
+        watched = self.watched
         # llhttp reads "GET /" as HTTP/0.9, which check_head answers 505, as the h11 adapter does
         self.upgraded = self.conn.on_request(
-            parser.get_method(), self.url, parser.get_http_version(), self.headers, notable
+            parser.get_method(), self.url, parser.get_http_version(), self.headers, watched
         )
-        if len(notable) > 1 and not self.upgraded:
+        if self.upgraded:
+            return
+        if parser.should_upgrade():
+            # llhttp will stop at this head as if it had no body (the module docstring)
+            self.untaken_body = _declared_body(watched)
+            return
+        if len(watched) > 1:
             # on_request accepted the framing: a Transfer-Encoding field means a chunked body
-            for name, _ in notable:
+            for name, _ in watched:
                 if name == b"transfer-encoding":
                     state = self.read_state
                     if state == _BETWEEN or state == _IN_HEAD and self.messages == self.read_messages:
@@ -285,7 +337,9 @@ class HttptoolsParser:
 
     def on_message_complete(self) -> None:
         self.url = b""
-        if not self.upgraded and not self.conn.on_complete():
+        if self.upgraded or self.untaken_body is not None:
+            return  # (an upgrade's body, if any, is read by us: _take_untaken_body)
+        if not self.conn.on_complete():
             # RFC 9112 9.6: nothing after a request that closes the connection is processed
             self.done = True
             raise _Stop
@@ -315,3 +369,15 @@ def _content_length(head: bytes) -> int:
         return 0
     at += 17
     return int(head[at : head.find(b"\r\n", at)].strip(b" \t"))
+
+
+def _declared_body(watched: list) -> int | None:
+    """The body a head ``check_head`` accepted declares: -1 for chunked, its Content-Length,
+    or None when it has none."""
+    length = None
+    for name, value in watched:
+        if name == b"transfer-encoding":
+            return -1
+        if name == b"content-length":
+            length = int(value) or None
+    return length
