@@ -191,6 +191,32 @@ def choice_int(*choices: int) -> Converter:
     return convert
 
 
+def to_http_protocols(value: Any) -> tuple[str, ...]:
+    """Gunicorn's ``http_protocols``: ``"h2,h1"`` or a list; order is the ALPN preference."""
+    if value is None or value == "":
+        return ("h1",)
+    items = value.split(",") if isinstance(value, str) else to_str_list(value)
+    protocols = tuple(p.strip().lower() for p in items if p.strip())
+    for proto in protocols:
+        if proto not in ("h1", "h2"):
+            raise ValueError(f"expected h1 and/or h2, got {proto!r}")
+    if len(set(protocols)) != len(protocols):
+        raise ValueError(f"a protocol is named twice in {value!r}")
+    return protocols or ("h1",)
+
+
+def bounded_int(low: int, high: int) -> Converter:
+    """An integer within ``[low, high]`` (HTTP/2 settings have protocol bounds, RFC 9113 6.5.2)."""
+
+    def convert(value: Any) -> int:
+        result = to_int(value)
+        if not low <= result <= high:
+            raise ValueError(f"must be between {low} and {high}, got {result}")
+        return result
+
+    return convert
+
+
 def _token_ok(name: bytes) -> bool:
     return bool(name) and all(c in _TCHAR for c in name)
 
@@ -378,6 +404,26 @@ SETTINGS: dict[str, Setting] = {
         S("h11_max_incomplete_event_size", to_int, 16 * 1024,
           "h11: most bytes buffered while waiting for a complete request head.",
           flags=("--h11-max-incomplete-event-size",)),
+        # --- HTTP/2 (the h2 package: gworkers[http2]; Gunicorn 25+/26.2+ names)
+        S("http_protocols", to_http_protocols, ("h1",),
+          "Protocols served, in ALPN preference order: h1, h2 or both ('h2,h1'); h2 needs "
+          "the h2 package. With TLS, h2 is offered in ALPN; without, see http2_cleartext.",
+          gunicorn="http_protocols"),
+        S("http2_cleartext", choice("off", "prior-knowledge", "upgrade", "both"), "off",
+          "Cleartext HTTP/2 (h2c) when http_protocols has h2: by the client preface on a new "
+          "connection, by 'Upgrade: h2c', or both; HTTP/1.1 is served on the same port.",
+          gunicorn="http2_cleartext"),
+        S("http2_max_concurrent_streams", bounded_int(1, 2**31 - 1), 100,
+          "Streams (app calls) one HTTP/2 connection may run at once; more are refused "
+          "(REFUSED_STREAM).", gunicorn="http2_max_concurrent_streams"),
+        S("http2_initial_window_size", bounded_int(1, 2**31 - 1), 65535,
+          "Request-body bytes a stream may send before the app reads them (flow control).",
+          gunicorn="http2_initial_window_size"),
+        S("http2_max_frame_size", bounded_int(16384, 16777215), 16384,
+          "Largest HTTP/2 frame payload accepted.", gunicorn="http2_max_frame_size"),
+        S("http2_max_header_list_size", bounded_int(1, 2**31 - 1), 65536,
+          "Largest decoded request header block (RFC 9113 6.5.2); past it the connection "
+          "is closed (GOAWAY).", gunicorn="http2_max_header_list_size"),
         # --- timeouts
         S("timeout_keep_alive", to_float, 5.0,
           "Close a keep-alive connection idle this many seconds (Gunicorn's keepalive); 0 = one "
@@ -495,7 +541,9 @@ SETTINGS: dict[str, Setting] = {
           scope="cli", flags=("--factory",), action="store_true"),
         S("ssl_keyfile_password", to_opt_str, None, "Password of an encrypted --ssl-keyfile.",
           scope="cli", flags=("--ssl-keyfile-password",)),
-        S("http2", to_bool, False, "uvicorn's HTTP/2 switch: refused, gworkers serves HTTP/1.1 only.",
+        S("http2", to_bool, False,
+          "uvicorn's HTTP/2 switch: http_protocols 'h2,h1' and, without TLS, h2c by prior "
+          "knowledge and by Upgrade (http2_cleartext 'both'). Needs the h2 package.",
           scope="cli", flags=("--http2",), action="store_true"),
     )
 }

@@ -252,6 +252,11 @@ def prepare(app: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
     worker_kwargs = {name: values[name] for name, s in SETTINGS.items()
                      if s.scope == "worker"
                      and (name in options or (s.flags and name not in class_defaults))}
+    if values["http2"]:
+        # uvicorn's switch: ALPN h2 with TLS; without, h2c by prior knowledge and by Upgrade
+        worker_kwargs.setdefault("http_protocols", ("h2", "h1"))
+        if not values["ssl_certfile"]:
+            worker_kwargs.setdefault("http2_cleartext", "both")
     worker_class = build_worker_class(base, worker_kwargs)
     return _application(app, values, worker_class)
 
@@ -273,8 +278,8 @@ def _worker_base(base: Any) -> type:
 def check_options(app: Any, values: Mapping[str, Any]) -> None:
     """The options that cannot go together or name files and directories that are missing,
     and a ``--log-config`` that logging rejects: usage errors (exit 2), before anything runs."""
-    if values["http2"]:
-        raise ConfigError("http2: gworkers speaks HTTP/1.1 only")
+    if values["http2"] or "h2" in values["http_protocols"]:
+        _need_h2()
     if values["uds"] is not None and values["fd"] is not None:
         raise ConfigError("uds and fd cannot be used together: pick one socket")
     if not isinstance(app, str):
@@ -322,6 +327,14 @@ def _application(app: Any, values: dict[str, Any], worker_class: type) -> tuple[
                 os.unlink(values["uds"])
         raise
     return application, reloader
+
+
+def _need_h2() -> None:
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        raise ConfigError("http2: the h2 package is not installed "
+                          "(pip install 'gworkers[http2]')") from None
 
 
 def _import_dotted(path: str) -> Any:

@@ -42,6 +42,7 @@ from .http.h1 import choose_parser
 from .http.h1.connection import HTTPConnection
 from .http.h1.flusher import Flusher
 from .http.h1.proxy_stage import ProxyGate
+from .http.protocols import connection_class
 from .proxy import ProxyTrust
 from .ws import make_upgrader
 
@@ -88,8 +89,9 @@ class ServerState:
     """The connection registry of one worker, and the ``context`` its connections read."""
 
     __slots__ = (
-        "connections", "context", "defaults", "draining", "full", "idle", "log", "loop",
-        "max_connections", "on_full", "on_room", "parser_note", "pending", "resume_at", "ws_note",
+        "connection_class", "connections", "context", "defaults", "draining", "full", "idle", "log",
+        "loop", "max_connections", "on_full", "on_room", "parser_note", "pending", "resume_at",
+        "ws_note",
     )
 
     def __init__(
@@ -101,14 +103,17 @@ class ServerState:
         lifespan_state: dict | None = None,
         access: Any = None,
         server_cert: str | None = None,
+        tls: bool = False,
     ) -> None:
         """``access``: Gunicorn's log.access / statsd / pre_request / post_request bridge
         (``accesslog.AccessBridge``), None unless someone reads it; ``server_cert``: PEM, for
-        the TLS scope extension."""
+        the TLS scope extension; ``tls``: the sockets are served with TLS (ALPN may pick h2)."""
         self.loop = loop
         self.log = log = log or logging.getLogger("gunicorn.error")
         self.defaults = DefaultHeaders(config.server_header, config.date_header, config.headers)
         parser_class, self.parser_note = choose_parser(config)
+        # HTTP/1.1 unless http_protocols has h2: then a class that negotiates (http/h2)
+        self.connection_class = connection_class(config, tls)
         # ws = none still gets an upgrader: it refuses the handshake cleanly (400)
         websocket_upgrade, self.ws_note = make_upgrader(config)
         self.context = WorkerContext(
@@ -200,7 +205,7 @@ class ServerState:
 
     def protocol_factory(self) -> HTTPConnection:
         """A new accepted connection: counted from here for ``worker_connections``."""
-        conn = HTTPConnection(self.context)
+        conn = self.connection_class(self.context)
         pending = self.pending
         pending.add(conn)
         self.idle.clear()
@@ -360,6 +365,9 @@ class Server:
         """A quick exit was asked for while draining: stop waiting, bar a moment for the
         close frames and last writes to leave."""
         self._deadline = min(self._deadline, self.state.loop.time() + QUICK_GRACE)
+        for conn in list(self.state.connections):
+            if hasattr(conn, "hurry"):
+                conn.hurry()  # HTTP/2 says goodbye in its own terms: resets, a last GOAWAY
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -386,17 +394,18 @@ class Server:
         added: the listeners are closed), the app calls still running are awaited: work an
         app does after its response, or after its client left, is part of the drain.
         ``quick`` (or ``hurry()`` during the wait) cuts the wait to a moment for the close
-        frames to leave. Whatever is left at the deadline is aborted (connections) and
-        cancelled (app calls). Returns how many of each: ``(0, 0)`` when all finished in time.
-        """
+        frames to leave. What is left at the deadline is aborted or cancelled: returns how
+        many connections and app calls (``(0, 0)`` when all finished in time)."""
         state = self.state
         loop = state.loop
         state.draining = True
-        self._deadline = min(self._deadline, loop.time() + (QUICK_GRACE if quick else timeout))
+        self._deadline = min(self._deadline, loop.time() + timeout)
         if self._resuming is not None:
             self._resuming.cancel()
         for conn in list(state.connections):
             conn.shutdown()
+        if quick:
+            self.hurry()  # (the deadline a moment away, HTTP/2's last GOAWAY)
         await self.close_listeners()
         # (sockets accepted just before the listeners closed have their protocol by now; they
         # were told to shut down when they registered)

@@ -83,8 +83,9 @@ def new_event_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
     return asyncio.new_event_loop(), ""
 
 
-def ssl_context_for(cfg: Any) -> ssl.SSLContext:
-    """Gunicorn's TLS settings (and its ``ssl_context`` hook) as an HTTP/1.1-only context."""
+def ssl_context_for(cfg: Any, config: Config | None = None) -> ssl.SSLContext:
+    """Gunicorn's TLS settings (and its ``ssl_context`` hook), offering in ALPN what this worker
+    serves: ``http/1.1``, and ``h2`` first when ``http_protocols`` asks for it."""
     try:
         from gunicorn.sock import ssl_context as gunicorn_ssl_context
     except ImportError:  # pragma: no cover - Gunicorn without the helper
@@ -97,8 +98,12 @@ def ssl_context_for(cfg: Any) -> ssl.SSLContext:
         context.verify_mode = cfg.cert_reqs
         if cfg.ciphers:
             context.set_ciphers(cfg.ciphers)
-    # Gunicorn 25+ may offer h2 in ALPN; this worker speaks HTTP/1.1 only.
-    context.set_alpn_protocols(["http/1.1"])
+    # Gunicorn 25+ puts h2 in ALPN by its own reading of http_protocols: set ours either way.
+    if config is not None and "h2" in config.http_protocols:
+        context.set_alpn_protocols([{"h1": "http/1.1", "h2": "h2"}[p] for p in config.http_protocols]
+                                   + ([] if "h1" in config.http_protocols else ["http/1.1"]))
+    else:
+        context.set_alpn_protocols(["http/1.1"])
     return context
 
 
@@ -319,13 +324,14 @@ class Worker(_GunicornWorker):
                             "(keyfile/certfile): terminate TLS in the proxy in front")
         if cfg.is_ssl:
             try:
-                ssl_context = ssl_context_for(cfg)
+                ssl_context = ssl_context_for(cfg, config)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise BootError(f"cannot build the TLS context: {exc}") from None
         lifespan = Lifespan(app, config.lifespan if self.interface != "wsgi" else "off", self.log)
         access = build_bridge(self, cfg, self.log, access_log_enabled(cfg, self.log))
         server_cert = _first_pem(cfg.certfile) if ssl_context is not None else None
-        state = ServerState(config, app, self.loop, self.log, lifespan.state, access, server_cert)
+        state = ServerState(config, app, self.loop, self.log, lifespan.state, access, server_cert,
+                            tls=ssl_context is not None)
         notes = self.fallback_notes + [n for n in (state.parser_note, state.ws_note) if n]
         if notes:
             self.log.info("gworkers: %s", "; ".join(notes))

@@ -91,6 +91,8 @@ class _Input(io.RawIOBase):
             yield line
 
 
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2.0"}
+
 def build_environ(scope: dict, stream: Any) -> dict:
     server = scope.get("server") or ("localhost", 80)
     client = scope.get("client")
@@ -110,7 +112,8 @@ def build_environ(scope: dict, stream: Any) -> dict:
         + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""),
         "SERVER_NAME": str(server[0]),
         "SERVER_PORT": str(server[1]) if server[1] is not None else "0",
-        "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",
+        # "HTTP/2.0" as Gunicorn writes it (its access log and WSGI environ), not ASGI's "2"
+        "SERVER_PROTOCOL": _PROTOCOLS.get(scope["http_version"]) or f"HTTP/{scope['http_version']}",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.get("scheme", "http"),
         "wsgi.input": stream,

@@ -101,7 +101,6 @@ BAD_BEFORE_START = [
     ([], 2, r"required: APP"),
     (["tests.cli_app"], 2, r"must be \"<module>:<attribute>\""),
     ([APP, "--uds", "/tmp/x.sock", "--fd", "0"], 2, r"uds and fd cannot be used together"),
-    ([APP, "--http2"], 2, r"HTTP/1.1 only"),
     ([APP, "--env-file", "/nonexistent.env"], 2, r"env_file: no such file"),
     ([APP, "--log-config", "/nonexistent.json"], 2, r"log_config: no such file"),
     ([APP, "--ssl-certfile", "/nonexistent.pem"], 2, r"ssl_certfile: no such file"),

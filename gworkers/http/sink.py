@@ -101,11 +101,12 @@ class ResponseSink(Protocol):
         cannot carry them (HTTP/1.0, a Content-Length body, a client that did not ask) drops
         the fields but still ends the response."""
 
-    def fail(self, status: int) -> None:
-        """End the response abnormally. If nothing of it reached the client yet, the sink
-        answers ``status`` itself (the server's own error reply); otherwise it cuts the
-        response so the client cannot take it for complete (HTTP/1.1 closes the connection,
-        HTTP/2 resets the stream)."""
+    def fail(self, status: int | None) -> bool:
+        """End the response abnormally. If nothing of it reached the client yet and
+        ``status`` is given, the sink answers ``status`` itself (the server's own error
+        reply) and returns True; otherwise (``status`` None: the client is gone, or a body
+        cut short) it cuts the response so the client cannot take it for complete (HTTP/1.1
+        closes the connection, HTTP/2 resets the stream) and returns False."""
 
     def consumed(self, size: int) -> None:
         """The app took ``size`` request-body bytes (0: it waits for more with nothing
