@@ -16,7 +16,7 @@ from typing import Any
 
 from h2.errors import ErrorCodes
 
-from ..h1.connection import BODY_PROGRESS
+from ..h1.timers import BODY_PROGRESS
 
 _OFF = float("inf")
 
