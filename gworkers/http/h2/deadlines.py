@@ -2,7 +2,7 @@
 flow-control window, and a request body that stopped arriving.
 
 Both end the one stream and leave the others and the connection alone (RFC 9113 5.4.2: a
-stream error). The body rule is HTTP/1.1's (``http/h1/connection.py``): a body must bring
+stream error). The body rule is HTTP/1.1's (``http/h1/timers.py``): a body must bring
 ``BODY_PROGRESS`` bytes in each ``timeout_request_body`` window, unless the wait is ours -- the
 app has not read what it has, so the stream's receive window is (nearly) closed, or the client
 waits for ``100 Continue`` the app has not asked for. A late body is answered 408 when nothing
