@@ -17,7 +17,7 @@ from typing import Any
 
 from ...context import WorkerContext
 from ...errors import ContentTooLarge, ProtocolError
-from ...flow import WriteFlow
+from ...flow import WriteFlow, transport_addresses
 from ..extensions import with_trailers
 from ..stream import AWAITING_START, DONE, HTTPStream
 from ..target import decode_path
@@ -99,15 +99,8 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         context = self.context
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        if isinstance(peer, tuple):
-            self.client = (peer[0], peer[1])
-        if isinstance(sock, tuple):
-            self.sockname = (sock[0], sock[1])
-        elif isinstance(sock, str) and sock:
-            self.sockname = (sock, None)
-        if transport.get_extra_info("sslcontext") is not None:
+        self.client, self.sockname, tls = transport_addresses(transport)
+        if tls:
             self.scheme = "https"
         self.extensions = context.extensions_for(transport)
         self.trusted = context.proxy.trusts(self.client)

@@ -178,11 +178,7 @@ class ResponseWriter:
     async def drain(self) -> None:
         if self.out:
             self.flush()
-        if self.write_paused and not self.closed:
-            waiter = self.drain_waiter
-            if waiter is None:
-                waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
+        await self.wait_writable()
 
     def write(self, data: bytes) -> None:
         out = self.out

@@ -35,7 +35,7 @@ from h2.errors import ErrorCodes
 
 from ...context import WorkerContext
 from ...errors import ProtocolError
-from ...flow import WriteFlow
+from ...flow import WriteFlow, transport_addresses
 from ..h1.limits import Limits
 from ..stream import AWAITING_START, HTTPStream
 from .core import H2Core
@@ -104,15 +104,8 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
 
     def _attach(self, transport: Any, register: bool = True) -> None:
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        if isinstance(peer, tuple):
-            self.client = (peer[0], peer[1])
-        if isinstance(sock, tuple):
-            self.sockname = (sock[0], sock[1])
-        elif isinstance(sock, str) and sock:
-            self.sockname = (sock, None)
-        if transport.get_extra_info("sslcontext") is not None:
+        self.client, self.sockname, tls = transport_addresses(transport)
+        if tls:
             self.scheme = "https"
         context = self.context
         self.extensions = context.extensions_for(transport)
@@ -351,11 +344,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     async def drain(self) -> None:
         """Wait until the transport takes writes again."""
         self.flush()
-        if self.write_paused and not self.closed:
-            waiter = self.drain_waiter
-            if waiter is None:
-                waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
+        await self.wait_writable()
 
     # ------------------------------------------------------------------ output
     def flush_soon(self) -> None:
