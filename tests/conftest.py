@@ -80,6 +80,24 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def connect_raw(server, timeout: float = 10.0, alpn: str | None = None) -> socket.socket:
+    """A raw socket to anything with ``uds`` or ``host``/``port`` and ``tls`` (a started
+    GunicornServer, or nginx's unix socket in front of one), TLS-wrapped when ``tls`` is set,
+    offering ``alpn`` when given; the caller closes it."""
+    if server.uds:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(server.uds)
+    else:
+        sock = socket.create_connection((server.host, server.port), timeout=timeout)
+    if server.tls:
+        ctx = ssl.create_default_context(cafile=server.tls["ca"])
+        if alpn is not None:
+            ctx.set_alpn_protocols([alpn])
+        sock = ctx.wrap_socket(sock, server_hostname="localhost")
+    return sock
+
+
 class GunicornServer:
     """One Gunicorn master started for a test. ``stop()`` is always called by the fixture."""
 
@@ -130,18 +148,9 @@ class GunicornServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
-    def connect(self, timeout: float = 10.0) -> socket.socket:
+    def connect(self, timeout: float = 10.0, alpn: str | None = None) -> socket.socket:
         """A raw socket to the server (TLS-wrapped when the server speaks TLS)."""
-        if self.uds:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(self.uds)
-        else:
-            sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        if self.tls:
-            ctx = ssl.create_default_context(cafile=self.tls["ca"])
-            sock = ctx.wrap_socket(sock, server_hostname="localhost")
-        return sock
+        return connect_raw(self, timeout, alpn)
 
     def client(self, **kwargs):
         import httpx

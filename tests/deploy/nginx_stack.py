@@ -11,7 +11,6 @@ from pathlib import Path
 
 from tests.deploy.support import (
     DEPLOY,
-    USER,
     PortTaken,
     Program,
     app_dir,
@@ -19,27 +18,9 @@ from tests.deploy.support import (
     connects,
     free_port,
     render,
-    require,
     retry_bind,
+    start_nginx_program,
 )
-
-MAIN_CONF = """\
-# test wrapper standing in for /etc/nginx/nginx.conf: everything under the prefix
-user {user};
-worker_processes 1;
-error_log {prefix}/error.log info;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 128; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    include {site};
-}}
-"""
 
 
 @dataclass
@@ -79,7 +60,6 @@ class NginxStack:
         return client_tls(self.ca_file)
 
     def start_nginx(self, cert: str, key: str) -> None:
-        nginx = require("nginx")
         prefix = self.tmp / "nginx"
         prefix.mkdir(exist_ok=True)
         acme = self.tmp / "acme"
@@ -97,11 +77,7 @@ class NginxStack:
                 "/srv/app/static/": f"{self.app}/static/",
                 "/var/www/letsencrypt": str(acme),
             })
-            conf = prefix / "nginx.conf"
-            conf.write_text(MAIN_CONF.format(user=USER, prefix=prefix, site=site))
-            log = prefix / "stderr.log"
-            proc = Program([nginx, "-p", str(prefix), "-e", str(prefix / "error.log"),
-                            "-c", str(conf), "-g", "daemon off;"], log)
+            proc = start_nginx_program(prefix, f"include {site};", connections=128)
 
             def up():
                 if not proc.alive():

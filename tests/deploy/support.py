@@ -40,6 +40,35 @@ def require(program: str) -> str:
     return path
 
 
+NGINX_CONF = """\
+# test wrapper standing in for /etc/nginx/nginx.conf: everything under the prefix
+user {user};
+worker_processes 1;
+error_log {prefix}/error.log info;
+pid {prefix}/nginx.pid;
+events {{ worker_connections {connections}; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    {http}
+}}
+"""
+
+
+def start_nginx_program(prefix: Path, http: str, connections: int = 64) -> Program:
+    """nginx in the foreground with everything (conf, pid, logs, temp files) under ``prefix``
+    and ``http`` as its http block's body; the caller waits for it to listen and stops it."""
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(user=USER, prefix=prefix, connections=connections,
+                                      http=http))
+    return Program([require("nginx"), "-p", str(prefix), "-e", str(prefix / "error.log"),
+                    "-c", str(conf), "-g", "daemon off;"], prefix / "stderr.log")
+
+
 def render(src: Path, dest: Path, replacements: dict[str, str]) -> str:
     """Copy ``src`` to ``dest`` with each key replaced; a key the file lacks is a test error."""
     text = src.read_text()

@@ -24,6 +24,8 @@ from h2.events import (
 )
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
+from tests.conftest import connect_raw
+
 
 @dataclass
 class Response:
@@ -43,17 +45,8 @@ class Response:
 
 
 def open_socket(server, alpn: str = "h2", timeout: float = 10.0) -> socket.socket:
-    if server.uds:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        sock.connect(server.uds)
-    else:
-        sock = socket.create_connection((server.host, server.port), timeout=timeout)
-    if server.tls:
-        ctx = ssl.create_default_context(cafile=server.tls["ca"])
-        ctx.set_alpn_protocols([alpn])
-        sock = ctx.wrap_socket(sock, server_hostname="localhost")
-    return sock
+    """A raw socket offering h2 by ALPN when the server speaks TLS."""
+    return connect_raw(server, timeout, alpn)
 
 
 OPEN: list[H2Client] = []  # closed after each test (conftest)

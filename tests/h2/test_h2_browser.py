@@ -5,30 +5,19 @@ workers."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
 
 from tests.conftest import WORKERS
+from tests.deploy.support import require
 
 pytestmark = pytest.mark.parametrize("worker", WORKERS)
 
 
-def need(program: str) -> str:
-    """The program's path, or a skip naming it (.ci/run installs it on the host; the other
-    interpreters' chroots, .ci/pythons, have none)."""
-    path = shutil.which(program, path=os.pathsep.join(["/usr/sbin", "/usr/bin",
-                                                         os.environ.get("PATH", "")]))
-    if path is None:
-        pytest.skip(f"{program} is not installed (.ci/run installs it)")
-    return path
-
-
 def chromium(tmp_path, url: str, *extra: str) -> str:
     """The DOM chromium ends with after loading ``url`` (headless, its profile under tmp)."""
-    binary = need("chromium")
+    binary = require("chromium")
     profile = tmp_path / "chromium-profile"
     result = subprocess.run(
         [binary, "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",

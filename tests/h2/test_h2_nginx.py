@@ -12,8 +12,6 @@ on unix sockets, and starts nginx in the foreground.
 
 from __future__ import annotations
 
-import os
-import shutil
 import ssl
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,51 +20,19 @@ import httpx
 import pytest
 
 from tests.conftest import WORKERS
-from tests.deploy.support import USER, Program, connects
+from tests.deploy.support import connects, start_nginx_program
 from tests.h2.client import H2Client
 
 pytestmark = pytest.mark.parametrize("worker", WORKERS)
 
 
-def need(program: str) -> str:
-    """The program's path, or a skip naming it (.ci/run installs it on the host; the other
-    interpreters' chroots, .ci/pythons, have none)."""
-    path = shutil.which(program, path=os.pathsep.join(["/usr/sbin", "/usr/bin",
-                                                         os.environ.get("PATH", "")]))
-    if path is None:
-        pytest.skip(f"{program} is not installed (.ci/run installs it)")
-    return path
-
-CONF = """\
-user {user};
-worker_processes 1;
-error_log {prefix}/error.log info;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{
-        {server}
-    }}
-}}
-"""
-
-
 def start_nginx(tmp: Path, server: str) -> str:
     """nginx with one ``server`` block; returns the unix socket it listens on."""
-    nginx = need("nginx")
     prefix = tmp / "nginx"
     prefix.mkdir()
     listen = str(prefix / "front.sock")
-    conf = prefix / "nginx.conf"
-    conf.write_text(CONF.format(user=USER, prefix=prefix, server=server.replace("FRONT", listen)))
-    proc = Program([nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf),
-                    "-g", "daemon off;"], prefix / "stderr.log")
+    block = "server {\n" + server.replace("FRONT", listen) + "\n    }"
+    proc = start_nginx_program(prefix, block)
     start_nginx.running.append(proc)  # type: ignore[attr-defined]
     proc.wait_for(lambda: connects(listen), "nginx listening")
     return listen
