@@ -4,7 +4,8 @@ Debian's haproxy runs in the foreground (``haproxy -db -f conf``) with a config 
 test's tmp dir: TCP frontends on loopback (IPv4 and IPv6), a TLS-terminating one, HTTP-mode
 ones and unix-socket ones, each relaying to the worker with ``send-proxy`` (v1),
 ``send-proxy-v2`` (with a CRC32C TLV), or ``send-proxy-v2-ssl``; the v2 backend health-checks
-the worker with PROXY headers too. The client connects from 127.0.0.2 (or ::1), so the address
+the worker with PROXY headers too; an h2c backend (``proto h2``) speaks HTTP/2 after its
+header. The client connects from 127.0.0.2 (or ::1), so the address
 and port the app sees can only have come from HAProxy's header.
 """
 
@@ -15,6 +16,7 @@ import socket
 import ssl
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import wait_until
@@ -80,6 +82,11 @@ frontend http_v2
     bind 127.0.0.1:{p_http}
     default_backend be_http
 
+frontend h2c_v2
+    mode http
+    bind 127.0.0.1:{p_h2} proto h2
+    default_backend be_h2c
+
 backend be_v1
     mode tcp
     server app {app} send-proxy
@@ -96,9 +103,13 @@ backend be_v2_ssl
 backend be_http
     mode http
     server app {app} send-proxy-v2
+
+backend be_h2c
+    mode http
+    server app {app} send-proxy-v2 proto h2
 """
 
-PORTS = ("p_v1", "p_v1_6", "p_v2", "p_v2_6", "p_tls", "p_http")
+PORTS = ("p_v1", "p_v1_6", "p_v2", "p_v2_6", "p_tls", "p_http", "p_h2")
 
 
 def free_port6() -> int:
@@ -149,7 +160,10 @@ class HAProxy:
 @pytest.fixture
 def stack(start_server, config_worker, worker, tmp_path, tls_files):
     """Gunicorn (proxy_protocol on, the edge app) behind HAProxy; yields the HAProxy."""
-    path, env = config_worker(worker)  # (its directory is on the server's PYTHONPATH)
+    # HTTP/2 on (h2c by prior knowledge beside HTTP/1.1) for the h2c backend; every other
+    # backend speaks HTTP/1.1 or raw TCP to the same port
+    path, env = config_worker(worker, http_protocols="h2,h1", http2_cleartext="prior-knowledge")
+    # (its directory is on the server's PYTHONPATH)
     (tmp_path / "haproxy_app.py").write_text(APP_MODULE)
     marker = tmp_path / "marker.txt"
     env["GW_EDGE_MARKER"] = str(marker)
@@ -250,3 +264,18 @@ def test_http_mode_and_websocket(stack):
     assert scope["type"] == "websocket"
     assert scope["client"] == ["127.0.0.2", port]
     assert scope["server"] == ["127.0.0.1", stack.ports["p_http"]]
+
+
+def test_send_proxy_v2_then_h2c(stack):
+    """HAProxy speaking HTTP/2 (h2c, prior knowledge) to the worker after a v2 header, the
+    way an h2 backend behind HAProxy is run: each stream carries the client's address."""
+    transport = httpx.HTTPTransport(http1=False, http2=True, local_address="127.0.0.2")
+    url = f"http://127.0.0.1:{stack.ports['p_h2']}"
+    with httpx.Client(base_url=url, transport=transport, timeout=15) as client:
+        for _ in range(3):
+            response = client.get("/scope")
+            assert response.status_code == 200 and response.http_version == "HTTP/2"
+            scope = response.json()
+            assert scope["http_version"] == "2"  # HTTP/2 on the HAProxy-to-worker leg too
+            assert scope["client"][0] == "127.0.0.2"
+            assert scope["server"] == ["127.0.0.1", stack.ports["p_h2"]]

@@ -56,8 +56,11 @@ class H2Client:
     """``auto_ack=False`` leaves every receive window as the server filled it (a slow reader)."""
 
     def __init__(self, server, auto_ack: bool = True, preface: bool = True,
-                 settings: dict | None = None, raw_after_goaway: bool = False) -> None:
+                 settings: dict | None = None, raw_after_goaway: bool = False,
+                 proxy_header: bytes = b"") -> None:
         self.sock = open_socket(server)
+        if proxy_header:  # a PROXY protocol header, as a proxy sends it before any HTTP
+            self.sock.sendall(proxy_header)
         OPEN.append(self)
         self.authority = b"localhost"
         self.auto_ack = auto_ack
@@ -80,6 +83,28 @@ class H2Client:
                 self.conn.local_settings.update(settings)
             self.conn.initiate_connection()
             self.flush()
+
+    def upgrade(self, path: str) -> bytes:
+        """``GET path`` on HTTP/1.1 asking ``Upgrade: h2c`` (RFC 7540 3.2; build with
+        ``preface=False``). Returns the server's HTTP/1.1 answer head; after a 101 this client
+        speaks HTTP/2 and the request's answer is stream 1."""
+        settings = self.conn.initiate_upgrade_connection()
+        self.sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+                          b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                          b"HTTP2-Settings: " + settings + b"\r\n\r\n")
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        if head.startswith(b"HTTP/1.1 101 "):
+            self.responses[1] = Response()
+            self.flush()  # our preface
+            for event in self.conn.receive_data(rest):
+                self._handle(event)
+        return head
 
     def flush(self) -> None:
         data = self.conn.data_to_send()

@@ -122,6 +122,12 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
         finally:
             self.parsing = False
 
+    def proxy_header_read(self, rest: bytes) -> None:
+        """The PROXY protocol stage is done and the HTTP parser is back: ``rest`` followed the
+        header."""
+        if rest:
+            self.parser.feed(rest)  # a ProtocolError goes to data_received, as from the parser
+
     def eof_received(self) -> bool | None:
         """The peer will send nothing more; it may still read the answers to what it sent.
 

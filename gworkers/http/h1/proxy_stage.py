@@ -4,7 +4,8 @@ With ``proxy_protocol`` on, the HTTP connection's parser is first this stage (it
 ``feed`` and ``in_head``). It reads the PROXY header, puts what it says into the connection (the
 client and server addresses the scope will carry, https when v2 says the client spoke TLS to the
 proxy, and the proxy-header trust of that client), then hands the parser back to the connection
-and feeds it the bytes that followed the header. With the setting off no stage exists: the
+with the bytes that followed the header (``proxy_header_read``: the HTTP parser gets them, or,
+where HTTP/2 may be spoken, they decide the protocol first). With the setting off no stage exists: the
 connection pays nothing for it.
 
 Who must send a header is decided per connection, from the real peer address:
@@ -116,8 +117,7 @@ class HeaderStage:
                 self.refuse("forbidden", "it sent a PROXY protocol header")
                 return
         conn.parser = self.parser
-        if rest:
-            self.parser.feed(rest)  # a ProtocolError goes to the connection, as from the parser
+        conn.proxy_header_read(rest)
 
     def apply(self, header: ProxyHeader) -> None:
         """The addresses the proxy saw become the connection's (LOCAL/UNKNOWN: kept as they are)."""

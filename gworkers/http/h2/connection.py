@@ -95,12 +95,19 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.core.initiate()
         self.flush()
 
-    def adopt(self, transport: Any, data: bytes) -> None:
+    def adopt(self, transport: Any, data: bytes, reader: Any) -> None:
         """A cleartext connection whose first bytes were the client preface (prior knowledge),
-        handed over by the HTTP/1.1 connection that read them."""
+        handed over by ``reader``, the HTTP/1.1 connection that read them."""
         transport.set_protocol(self)
         self.connection_made(transport)
+        self.addresses_from(reader)
         self.data_received(data)
+
+    def addresses_from(self, reader: Any) -> None:
+        """Take the endpoints, scheme and proxy-header trust of the HTTP/1.1 connection that
+        read the first bytes: a PROXY protocol header before them may have changed all four."""
+        self.client, self.sockname = reader.client, reader.sockname
+        self.scheme, self.trusted = reader.scheme, reader.trusted
 
     def _attach(self, transport: Any, register: bool = True) -> None:
         self.transport = transport

@@ -10,7 +10,9 @@ connection, so no per-request check is left behind:
 * h2c by prior knowledge: the first bytes of the connection are the client preface
   (``PRI * HTTP/2.0``...); one comparison on the first read only. A first read shorter than
   4 bytes is taken as HTTP/1.1 (a client trickling the preface byte by byte is not served
-  HTTP/2);
+  HTTP/2). With ``proxy_protocol`` on, the bytes that follow the PROXY header decide, and the
+  HTTP/2 connection keeps the addresses the header gave (HAProxy's ``send-proxy`` with
+  ``proto h2``), as does an ``Upgrade: h2c``;
 * h2c by ``Upgrade: h2c`` with one valid ``HTTP2-Settings`` (RFC 7540 3.2): the request (with a
   Content-Length body of up to 64 KiB, which the client sends before its preface) is answered
   as stream 1 after ``101 Switching Protocols``; a chunked or larger body, or a request
@@ -30,6 +32,7 @@ from typing import Any
 from ...errors import ProtocolError
 from ..h1.connection import HTTPConnection
 from ..h1.limits import Limits
+from ..h1.proxy_stage import HeaderStage
 from .connection import H2Protocol
 from .frames import PREFACE
 from .request import Malformed, read_request
@@ -79,16 +82,32 @@ class PrefaceConnection(HTTPConnection):
     after: type = HTTPConnection  # the class serving HTTP/1.1 from the first byte on
 
     def data_received(self, data: bytes) -> None:
+        if isinstance(self.parser, HeaderStage):
+            # a PROXY protocol header comes first: what follows it decides (proxy_header_read)
+            HTTPConnection.data_received(self, data)
+            return
+        if not self._to_h2(data):
+            self.data_received(data)
+
+    def proxy_header_read(self, rest: bytes) -> None:
+        if rest and not self._to_h2(rest):
+            self.parser.feed(rest)
+        # (nothing followed the header: the next read decides, in data_received)
+
+    def _to_h2(self, data: bytes) -> bool:
+        """Leave this class for good: hand the connection to HTTP/2 when ``data`` (its first
+        bytes, after any PROXY header) is the client preface and return True; else this object
+        serves HTTP/1.1 on (False: the caller feeds it ``data``)."""
         self.__class__ = self.after
         if len(data) >= 4 and data[:4] == b"PRI " and PREFACE.startswith(data[:len(PREFACE)]):
             self.closed = True  # this object no longer owns the transport
-            H2Protocol(self.context).adopt(self.transport, data)  # (registers itself first)
+            H2Protocol(self.context).adopt(self.transport, data, self)  # (registers itself first)
             self.context.registry.connection_lost(self)
-            return
+            return True
         # uvloop calls the data_received it looked up when the protocol was set: set it again,
         # or every later read of this connection would come back here
         self.transport.set_protocol(self)
-        self.data_received(data)
+        return False
 
 
 class UpgradeConnection(HTTPConnection):
@@ -137,7 +156,7 @@ class UpgradeConnection(HTTPConnection):
                                    self.config.limit_request_body)
         except (Malformed, ProtocolError):
             return None  # served (and refused) on HTTP/1.1
-        return UpgradedH2Protocol(self.context, settings[0], request)
+        return UpgradedH2Protocol(self.context, settings[0], request, self)
 
 
 class UpgradedH2Protocol(H2Protocol):
@@ -148,18 +167,20 @@ class UpgradedH2Protocol(H2Protocol):
     # (``registry``: set by the HTTP/1.1 hand-off, ``Upgrades.on_upgrade``, as on a session)
     __slots__ = ("registry", "upgrade", "upgrade_body")
 
-    def __init__(self, context: Any, settings: bytes, request: Any) -> None:
+    def __init__(self, context: Any, settings: bytes, request: Any, reader: Any) -> None:
         super().__init__(context)
-        self.upgrade = (settings, request)  # (HTTP2-Settings, the request), until ``start``
+        # (HTTP2-Settings, the request, the HTTP/1.1 connection that read it), until ``start``
+        self.upgrade = (settings, request, reader)
         self.upgrade_body = request.content_length or 0  # its body's bytes still to come
 
     def start(self, transport: Any, rest: bytes) -> None:
         """Take the transport over from the HTTP/1.1 connection (which registered us): 101,
         our preface, the request as stream 1, then what followed its head in ``rest``."""
-        settings, request = self.upgrade
+        settings, request, reader = self.upgrade
         self.upgrade = None
         transport.write(SWITCHING)
         self._attach(transport, register=False)
+        self.addresses_from(reader)
         self.core.initiate(settings)
         self.core.last_stream = 1
         self._open(1, request, not self.upgrade_body)
