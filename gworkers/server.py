@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import socket
@@ -194,14 +195,24 @@ class ServerState:
         now = self.loop.time()
         for conn in list(self.connections):
             conn.check_timeouts(now)
-        if self.draining and not self.connections and not self.pending:
-            self.idle.set()  # the last pending protocol died unconnected (failed TLS handshake)
+        if self.draining and not self.connections:
+            self.collect_unconnected()
         elif self.full and not self.draining and self.oldest_idle() is not None:
             # paused at the cap, and a connection has finished its request since: accept
             # again, a newcomer takes that connection's place
             self.full = False
             if self.on_room is not None:
                 self.on_room()
+
+    def collect_unconnected(self) -> None:
+        """Drop the pending protocols nobody holds any more. asyncio never tells a protocol whose
+        TLS handshake failed: it just lets go of it, and it leaves the weak set when collected --
+        at once on CPython, at some later GC on PyPy, where a drain would otherwise wait its whole
+        budget for connections that are long gone. Only while draining, with nothing else left."""
+        if self.pending:
+            gc.collect()
+        if not self.connections and not self.pending:
+            self.idle.set()  # the last pending protocol died unconnected (failed TLS handshake)
 
     def protocol_factory(self) -> HTTPConnection:
         """A new accepted connection: counted from here for ``worker_connections``."""
@@ -409,6 +420,8 @@ class Server:
         await self.close_listeners()
         # (sockets accepted just before the listeners closed have their protocol by now; they
         # were told to shut down when they registered)
+        if not state.connections:
+            state.collect_unconnected()
         state.log.info(
             "gworkers: draining: listeners closed; %d connection(s) open, %d app call(s) "
             "running, %.1f s to finish", len(state.connections) + len(state.pending),

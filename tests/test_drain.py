@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import ssl
 import struct
 import threading
 
@@ -183,3 +184,28 @@ def test_app_calls_past_the_budget_are_cancelled_with_one_warning(tmp_path, star
     assert "Exception in ASGI application" not in log and "Traceback" not in log
     assert "SIGKILL" not in log
 
+
+
+# ---------------------------------------------------------------------- failed TLS handshakes
+
+
+def test_failed_tls_handshakes_do_not_hold_up_the_drain(tmp_path, start_server, worker,
+                                                        tls_files):
+    """asyncio drops a connection whose TLS handshake failed without telling its protocol; the
+    drain must not count it as open until the end of its budget (it did on PyPy, where nothing
+    collects the protocol by itself)."""
+    server, _ = setup(tmp_path, start_server, worker,
+                      ["-w", "1", "--graceful-timeout", "60", "--ca-certs", tls_files["ca"],
+                       "--cert-reqs", "2"], tls=tls_files)
+    pid = live_workers(server)[0]
+    for _ in range(3):  # no client certificate: the server refuses the handshake
+        with pytest.raises((ssl.SSLError, OSError, RuntimeError)):  # (RuntimeError: PyPy's ssl)
+            with server.connect() as sock:
+                sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+                if not sock.recv(1):
+                    raise ConnectionError("closed")
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 0
+    log = server.log()
+    assert f"[{pid}] [INFO] gworkers: draining: listeners closed; 0 connection(s) open" in log
+    assert "at the end of the graceful timeout" not in log

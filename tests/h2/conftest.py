@@ -56,7 +56,9 @@ def start_h2(start_server, config_worker, tls_files, tmp_path) -> Callable[..., 
 
 
 @pytest.fixture(autouse=True)
-def _close_h2_clients():
+def _close_h2_clients(start_server):
+    # (after start_server, so torn down before it: the clients leave before the server drains,
+    # or it would wait out its graceful timeout for their streams and WebSocket close frames)
     yield
     while h2_client.OPEN:
         h2_client.OPEN.pop().close()
