@@ -63,7 +63,9 @@ def reloaded(server, start: int, workers: int = 2) -> None:
         ready = {int(p) for p in re.findall(r"\[(\d+)\] \[INFO\] gworkers: \w+ loop, ", log[hangup:])}
         return len(new) == workers and new <= ready and set(server.worker_pids()) == new
 
-    wait_until(done, message="the reload to complete")
+    # (a reload boots two workers: on PyPy, on a loaded machine, that alone can take many
+    # seconds; the deadline only has to catch a reload that never completes)
+    wait_until(done, timeout=60, message="the reload to complete")
 
 
 def edit(server, path, text: str, **kwargs) -> None:
