@@ -87,7 +87,9 @@ class ServerConnection(H2Connection):
         try:
             frames, events = super()._receive_headers_frame(frame)
         except H2ProtocolError as exc:
-            if isinstance(exc.__cause__, HPACKError | IndexError | TypeError):
+            # (an HPACK bomb is h2's DenialOfServiceError: ENHANCE_YOUR_CALM stays)
+            if type(exc) is H2ProtocolError \
+                    and isinstance(exc.__cause__, HPACKError | IndexError | TypeError):
                 raise CompressionError(str(exc)) from exc.__cause__
             raise
         stream = self.streams.get(frame.stream_id)
