@@ -41,7 +41,7 @@ from ..stream import AWAITING_START, HTTPStream
 from .core import H2Core
 from .deadlines import check_streams
 from .replies import answer, with_defaults
-from .request import Malformed, Request, check_trailers, read_request
+from .request import Malformed, Request, read_request
 from .scope import http_scope
 from .sink import StreamSink
 from .websocket import StreamChannel, open_tunnel, tunnels_window
@@ -213,7 +213,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         stream = sink.stream
         received = sink.received = sink.received + len(data)
         if sink.length is not None and received > sink.length:
-            self.malformed(sink, "more content than its content-length")
+            self.malformed(stream_id, "more content than its content-length")
             return
         limit = self.config.limit_request_body
         if limit and sink.received > limit:
@@ -252,31 +252,22 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
                 tunnel.end_received()
             return
         if sink.receiving and sink.length is not None and sink.received != sink.length:
-            self.malformed(sink, "less content than its content-length")
+            self.malformed(stream_id, "less content than its content-length")
             return
         sink.receiving = False
         sink.stream.on_body_end()
         if sink.ended:
             self._forget(sink)
 
-    def trailers(self, stream_id: int, headers: list) -> None:
-        """A request's trailer fields: checked (RFC 9113 8.1), not passed on (ASGI has no
-        request trailers)."""
-        sink = self.streams.get(stream_id)
-        if sink is None:
-            return
-        try:
-            check_trailers(headers)
-        except Malformed as exc:
-            self.malformed(sink, str(exc))
-
-    def malformed(self, sink: StreamSink, reason: str) -> None:
+    def malformed(self, stream_id: int, reason: str) -> None:
         """A request found malformed after its app call began (RFC 9113 8.1.1): the stream
         is reset with PROTOCOL_ERROR and the app hears ``http.disconnect``."""
+        sink = self.streams.pop(stream_id, None)
+        if sink is None:
+            return
         self.context.log.debug("Malformed HTTP/2 request: %s", reason)
-        self.core.reset(sink.id, ErrorCodes.PROTOCOL_ERROR)
-        self.streams.pop(sink.id, None)
-        self.blocked.pop(sink.id, None)
+        self.core.reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
+        self.blocked.pop(stream_id, None)
         sink.receiving = False
         sink.gone()
         sink.stream.on_disconnect()

@@ -2,9 +2,9 @@
 
 ``H2Core`` owns one ``h2.connection.H2Connection``. Bytes go in with ``receive``; what they
 mean comes out as calls on a ``handler`` (the asyncio connection): ``request``, ``data``,
-``end``, ``reset``, ``window``, ``peer_goaway``, ``terminated``. What we answer goes in through
-the send methods and leaves with ``data_to_send``. Nothing here touches a socket, a loop or a
-task, so the protocol rules can be driven by plain calls.
+``end``, ``reset``, ``malformed``, ``window``, ``peer_goaway``, ``terminated``. What we answer
+goes in through the send methods and leaves with ``data_to_send``. Nothing here touches a
+socket, a loop or a task, so the protocol rules can be driven by plain calls.
 
 Decisions made here, and why:
 
@@ -48,6 +48,7 @@ from hpack import HPACKError
 from hyperframe.frame import GoAwayFrame
 
 from .frames import FrameError, FrameGuard
+from .request import Malformed, check_trailers
 
 # The connection-level receive window we keep open (the stream windows bound what is buffered).
 CONNECTION_WINDOW = 16 * 1024 * 1024
@@ -107,7 +108,7 @@ class Handler(Protocol):
 
     def end(self, stream_id: int) -> None: ...
 
-    def trailers(self, stream_id: int, headers: list) -> None: ...
+    def malformed(self, stream_id: int, reason: str) -> None: ...
 
     def reset(self, stream_id: int, code: int) -> None: ...
 
@@ -197,8 +198,11 @@ class H2Core:
                 handler.request(stream_id, event.headers, event.stream_ended is not None)
             elif kind is StreamEnded:
                 handler.end(event.stream_id)
-            elif kind is TrailersReceived:
-                handler.trailers(event.stream_id, event.headers)
+            elif kind is TrailersReceived:  # checked (RFC 9113 8.1), not passed on (ASGI
+                try:  # has no request trailers)
+                    check_trailers(event.headers)
+                except Malformed as exc:
+                    handler.malformed(event.stream_id, str(exc))
             elif kind is StreamReset:
                 handler.reset(event.stream_id, int(event.error_code or 0))
             elif kind is WindowUpdated:
