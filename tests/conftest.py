@@ -324,16 +324,23 @@ def config_worker(tmp_path) -> Callable[..., tuple[str, dict[str, str]]]:
 
     def make(worker: str, **kwargs) -> tuple[str, dict[str, str]]:
         count[0] += 1
-        module = f"gw_config_{count[0]}_{os.getpid()}"
-        base_module, _, base_name = worker.rpartition(".")
-        (tmp_path / f"{module}.py").write_text(
-            f"from {base_module} import {base_name} as _Base\n\n\n"
-            f"class ConfigWorker(_Base):\n    CONFIG_KWARGS = {kwargs!r}\n"
-        )
-        path = os.pathsep.join([str(tmp_path), str(REPO)])
-        return f"{module}.ConfigWorker", {"PYTHONPATH": path}
+        return write_config_worker(tmp_path, f"gw_config_{count[0]}_{os.getpid()}", worker,
+                                   **kwargs)
 
     return make
+
+
+def write_config_worker(directory: Path, module: str, worker: str,
+                        **kwargs) -> tuple[str, dict[str, str]]:
+    """``config_worker`` for any directory (a module-scoped server's): the module ``module``
+    in ``directory`` with a subclass of ``worker`` carrying ``kwargs`` as CONFIG_KWARGS."""
+    base_module, _, base_name = worker.rpartition(".")
+    (directory / f"{module}.py").write_text(
+        f"from {base_module} import {base_name} as _Base\n\n\n"
+        f"class ConfigWorker(_Base):\n    CONFIG_KWARGS = {kwargs!r}\n"
+    )
+    path = os.pathsep.join([str(directory), str(REPO)])
+    return f"{module}.ConfigWorker", {"PYTHONPATH": path}
 
 
 # --------------------------------------------------------------------------- WebSocket servers

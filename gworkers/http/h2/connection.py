@@ -159,6 +159,8 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             return
         try:
             request = read_request(headers, self.limits, self.config.limit_request_body)
+            if ended and request.content_length:
+                raise Malformed("content-length without content")  # RFC 9113 8.1.1
         except Malformed as exc:
             self.context.log.debug("Malformed HTTP/2 request: %s", exc)
             core.reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
@@ -186,6 +188,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             return
         scope = http_scope(self, request)
         sink = StreamSink(self, stream_id, not ended)
+        sink.length = request.content_length
         stream = sink.stream = HTTPStream(sink, scope, context, ended,
                                           request.expect_continue and not ended)
         self.streams[stream_id] = sink
@@ -208,7 +211,10 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.core.open_window(stream_id, size)  # nobody reads it: let the peer finish
             return
         stream = sink.stream
-        sink.received += len(data)
+        received = sink.received = sink.received + len(data)
+        if sink.length is not None and received > sink.length:
+            self.malformed(stream_id, "more content than its content-length")
+            return
         limit = self.config.limit_request_body
         if limit and sink.received > limit:
             self.end_upload(sink, 413)
@@ -245,10 +251,26 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             if tunnel is not None:
                 tunnel.end_received()
             return
+        if sink.receiving and sink.length is not None and sink.received != sink.length:
+            self.malformed(stream_id, "less content than its content-length")
+            return
         sink.receiving = False
         sink.stream.on_body_end()
         if sink.ended:
             self._forget(sink)
+
+    def malformed(self, stream_id: int, reason: str) -> None:
+        """A request found malformed after its app call began (RFC 9113 8.1.1): the stream
+        is reset with PROTOCOL_ERROR and the app hears ``http.disconnect``."""
+        sink = self.streams.pop(stream_id, None)
+        if sink is None:
+            return
+        self.context.log.debug("Malformed HTTP/2 request: %s", reason)
+        self.core.reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
+        self.blocked.pop(stream_id, None)
+        sink.receiving = False
+        sink.gone()
+        sink.stream.on_disconnect()
 
     def reset(self, stream_id: int, code: int) -> None:
         sink = self.streams.pop(stream_id, None)

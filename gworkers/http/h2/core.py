@@ -2,9 +2,9 @@
 
 ``H2Core`` owns one ``h2.connection.H2Connection``. Bytes go in with ``receive``; what they
 mean comes out as calls on a ``handler`` (the asyncio connection): ``request``, ``data``,
-``end``, ``reset``, ``window``, ``peer_goaway``, ``terminated``. What we answer goes in through
-the send methods and leaves with ``data_to_send``. Nothing here touches a socket, a loop or a
-task, so the protocol rules can be driven by plain calls.
+``end``, ``reset``, ``malformed``, ``window``, ``peer_goaway``, ``terminated``. What we answer
+goes in through the send methods and leaves with ``data_to_send``. Nothing here touches a
+socket, a loop or a task, so the protocol rules can be driven by plain calls.
 
 Decisions made here, and why:
 
@@ -20,6 +20,8 @@ Decisions made here, and why:
   large and reopened as bytes arrive (the stream windows already bound what is buffered).
 * A graceful GOAWAY (drain) is written as a frame beside h2: h2's ``close_connection`` would
   refuse every frame after it, including the rest of the streams we still answer.
+* Where h2 reads RFC 9113 otherwise, ``ServerConnection`` corrects it (see its docstring): a
+  client's GOAWAY, HPACK errors, and a request's content-length (counted by the connection).
 """
 
 from __future__ import annotations
@@ -36,20 +38,65 @@ from h2.events import (
     RequestReceived,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
     WindowUpdated,
 )
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.exceptions import StreamClosedError
 from h2.settings import SettingCodes, Settings
+from hpack import HPACKError
 from hyperframe.frame import GoAwayFrame
 
-from .frames import Flood, FrameGuard
+from .frames import FrameError, FrameGuard
+from .request import Malformed, check_trailers
 
 # The connection-level receive window we keep open (the stream windows bound what is buffered).
 CONNECTION_WINDOW = 16 * 1024 * 1024
 # Frames bringing no request or body a connection may send per second (frames.py).
 FLOOD_BUDGET = 1000
 _NO_LIMIT = 2**31 - 1
+
+
+class CompressionError(H2ProtocolError):
+    """A header block that does not decode (RFC 9113 4.3: COMPRESSION_ERROR)."""
+
+    error_code = ErrorCodes.COMPRESSION_ERROR
+
+
+class ServerConnection(H2Connection):
+    """h2's connection, where three of its readings of RFC 9113 are corrected:
+
+    * A client's GOAWAY (6.8) names the last stream *we* opened; the client's own streams go
+      on, and their frames with them (DATA, WINDOW_UPDATE, PING ...). h2 closes its state
+      machine and drops what it had queued, so the responses still owed could not be sent
+      and every later frame of the client would be a PROTOCOL_ERROR.
+    * A header block that does not decode is a COMPRESSION_ERROR (4.3); h2 says
+      PROTOCOL_ERROR.
+    * A request whose content-length differs from its DATA is malformed (8.1.1), a stream
+      error; h2 makes it a connection error. The connection counts it (connection.py), so
+      h2's count is switched off for each request.
+    """
+
+    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list, list]:
+        event = ConnectionTerminated()
+        event.error_code = frame.error_code
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
+
+    def _receive_headers_frame(self, frame: Any) -> tuple[list, list]:
+        try:
+            frames, events = super()._receive_headers_frame(frame)
+        except H2ProtocolError as exc:
+            # (an HPACK bomb is h2's DenialOfServiceError: ENHANCE_YOUR_CALM stays)
+            if type(exc) is H2ProtocolError \
+                    and isinstance(exc.__cause__, HPACKError | IndexError | TypeError):
+                raise CompressionError(str(exc)) from exc.__cause__
+            raise
+        stream = self.streams.get(frame.stream_id)
+        if stream is not None:
+            stream._expected_content_length = None  # counted by the connection instead
+        return frames, events
 
 
 class Handler(Protocol):
@@ -60,6 +107,8 @@ class Handler(Protocol):
     def data(self, stream_id: int, data: bytes, size: int) -> None: ...
 
     def end(self, stream_id: int) -> None: ...
+
+    def malformed(self, stream_id: int, reason: str) -> None: ...
 
     def reset(self, stream_id: int, code: int) -> None: ...
 
@@ -78,7 +127,7 @@ class H2Core:
 
     def __init__(self, config: Any, handler: Handler) -> None:
         self.handler = handler
-        conn = self.conn = H2Connection(H2Configuration(
+        conn = self.conn = ServerConnection(H2Configuration(
             client_side=False, header_encoding=None,
             validate_inbound_headers=False, normalize_inbound_headers=False,
             validate_outbound_headers=False, normalize_outbound_headers=False,
@@ -128,8 +177,8 @@ class H2Core:
         try:
             self.guard.feed(data)
             events = self.conn.receive_data(data)
-        except Flood as exc:
-            self.terminate(ErrorCodes.ENHANCE_YOUR_CALM, str(exc))
+        except FrameError as exc:
+            self.terminate(exc.code, str(exc))
             return
         except H2ProtocolError as exc:
             # h2 has queued its GOAWAY with the error's code
@@ -149,6 +198,11 @@ class H2Core:
                 handler.request(stream_id, event.headers, event.stream_ended is not None)
             elif kind is StreamEnded:
                 handler.end(event.stream_id)
+            elif kind is TrailersReceived:  # checked (RFC 9113 8.1), not passed on (ASGI
+                try:  # has no request trailers)
+                    check_trailers(event.headers)
+                except Malformed as exc:
+                    handler.malformed(event.stream_id, str(exc))
             elif kind is StreamReset:
                 handler.reset(event.stream_id, int(event.error_code or 0))
             elif kind is WindowUpdated:

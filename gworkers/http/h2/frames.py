@@ -14,31 +14,49 @@ frame's payload is skipped, not read) and raises ``Flood`` when:
 * more than ``budget`` frames that bring no request and no body arrive in one budget window
   (the connection opens a new window once a second). WINDOW_UPDATE is counted apart: a client
   downloading sends one per DATA frames it read, so each DATA frame we send allows one more.
+
+Two rules of RFC 9113 that h2 does not apply are read here too, from the headers alone
+(``FrameError`` with the code): the client's first frame must be SETTINGS (3.4), and a
+SETTINGS acknowledgement carries no payload (6.5: FRAME_SIZE_ERROR; h2 says PROTOCOL_ERROR).
 """
 
 from __future__ import annotations
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-_DATA, _HEADERS, _WINDOW_UPDATE, _CONTINUATION = 0, 1, 8, 9
-_END_STREAM, _END_HEADERS = 0x1, 0x4
+_DATA, _HEADERS, _SETTINGS, _WINDOW_UPDATE, _CONTINUATION = 0, 1, 4, 8, 9
+_END_STREAM, _ACK, _END_HEADERS = 0x1, 0x1, 0x4
 _HEADER = 9
+_PROTOCOL_ERROR, _FRAME_SIZE_ERROR, _ENHANCE_YOUR_CALM = 0x1, 0x6, 0xB
 
 
-class Flood(Exception):
+class FrameError(Exception):
+    """A connection error read from a frame header: GOAWAY with ``code``."""
+
+    code = _PROTOCOL_ERROR
+
+
+class FrameSizeError(FrameError):
+    code = _FRAME_SIZE_ERROR
+
+
+class Flood(FrameError):
     """The peer overran a limit: the connection ends with GOAWAY ENHANCE_YOUR_CALM."""
+
+    code = _ENHANCE_YOUR_CALM
 
 
 class FrameGuard:
     """Counts frames by their headers; ``feed`` gets every byte h2 gets, preface included."""
 
-    __slots__ = ("block", "block_limit", "budget", "idle_frames", "in_block", "partial", "skip",
-                 "window_updates", "wu_allowance")
+    __slots__ = ("block", "block_limit", "budget", "first", "idle_frames", "in_block", "partial",
+                 "skip", "window_updates", "wu_allowance")
 
     def __init__(self, block_limit: int, budget: int) -> None:
         self.block_limit = block_limit
         self.budget = budget
         self.skip = len(PREFACE)  # payload bytes (or the preface) still to pass over
+        self.first = True  # the client's first frame is still to come
         self.partial = b""  # the start of a frame header split across reads
         self.in_block = False
         self.block = 0
@@ -83,6 +101,10 @@ class FrameGuard:
         length = int.from_bytes(header[:3], "big")
         kind = header[3]
         flags = header[4]
+        if self.first:
+            self.first = False
+            if kind != _SETTINGS:  # RFC 9113 3.4: the preface ends with a SETTINGS frame
+                raise FrameError("the client preface is not followed by SETTINGS")
         if kind == _DATA:
             if not length and not flags & _END_STREAM:
                 self._idle()
@@ -100,6 +122,8 @@ class FrameGuard:
             if self.window_updates > self.wu_allowance:
                 raise Flood("WINDOW_UPDATE flood")
         else:  # PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, PUSH_PROMISE, unknown types
+            if kind == _SETTINGS and flags & _ACK and length:
+                raise FrameSizeError("SETTINGS acknowledgement with a payload")  # RFC 9113 6.5
             self._idle()
         return length
 

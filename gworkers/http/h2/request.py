@@ -75,6 +75,16 @@ def read_request(headers: list, limits: Limits, body_limit: int) -> Request:
     return request
 
 
+def check_trailers(headers: list) -> None:
+    """A request's trailer fields (RFC 9113 8.1): no pseudo-header fields, and names and
+    values as in the head (8.2.1, 8.2.2). Raises ``Malformed``."""
+    for name, value in headers:
+        if name[:1] == b":":
+            raise Malformed("pseudo-header field in trailers")
+        if not _NAME_OK(name) or _VALUE_BAD(value) or name in _FORBIDDEN:
+            raise Malformed(f"invalid trailer field {name!r}")
+
+
 def _pseudo(request: Request, name: bytes, value: bytes, scheme: bytes | None) -> bytes | None:
     """One pseudo-header field, each at most once; returns ``:scheme`` as seen so far."""
     if name == b":method" and not request.method:
@@ -130,6 +140,9 @@ def _check_pseudo(request: Request, scheme: bytes | None, host: bytes | None,
         raise Malformed("no :method")
     if method == b"CONNECT":
         if request.protocol is None:
+            # RFC 9113 8.5: :authority only, no :scheme and no :path
+            if request.authority is None or scheme is not None or request.path:
+                raise Malformed("CONNECT with :scheme or :path, or without :authority")
             raise NotImplementedCoding("CONNECT tunnels are not served")
     elif request.protocol is not None:
         raise Malformed(":protocol on a request other than CONNECT")

@@ -43,9 +43,9 @@ class StreamSink:
     """The response side of one h2 stream (see the module docstring). ``conn`` is the
     ``H2Protocol`` (not imported here: it imports this module)."""
 
-    __slots__ = ("blocked_since", "body_deadline", "body_progress", "conn", "ended", "head", "id", "pending", "pending_end",
-                 "received", "receiving", "sent_head", "stream", "with_trailers", "unacked", "waiter",
-                 "window")
+    __slots__ = ("blocked_since", "body_deadline", "body_progress", "conn", "ended", "head", "id", "length",
+                 "pending", "pending_end", "received", "receiving", "sent_head", "stream", "with_trailers",
+                 "unacked", "waiter", "window")
 
     def __init__(self, conn: Any, stream_id: int, receiving: bool) -> None:
         self.conn = conn
@@ -57,6 +57,7 @@ class StreamSink:
         self.ended = False  # our side of the stream is closed (END_STREAM or RST_STREAM)
         self.receiving = receiving  # the request body is still arriving
         self.received = 0  # request body bytes so far (limit_request_body)
+        self.length: int | None = None  # the request's content-length (RFC 9113 8.1.1)
         self.unacked = 0  # body bytes the app read that the peer's window does not yet know of
         self.window = conn.config.http2_initial_window_size
         self.pending = b""  # body bytes waiting for window
