@@ -35,6 +35,7 @@ from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
 
+from .app_tasks import app_calls, task_factory
 from .config import Config
 from .context import AppCalls, WorkerContext
 from .http.extensions import connection_extensions
@@ -51,39 +52,6 @@ TICK = 1.0
 # Seconds a quick exit (SIGINT/SIGQUIT) leaves for close frames and final writes to leave; also
 # what app calls cancelled at the end of a drain get to unwind.
 QUICK_GRACE = 0.3
-
-
-@functools.cache
-def _app_call_codes() -> frozenset:
-    from .http.stream import HTTPStream
-    from .ws.session import WebSocketSession
-
-    return frozenset((HTTPStream.run.__code__, WebSocketSession.run_asgi.__code__))
-
-
-def app_calls(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
-    """The app calls still running: Tasks running an HTTP stream's ``run`` or a WebSocket
-    session's ``run_asgi``, whether or not their response is done or their client still there.
-
-    Looked up when a drain asks (rarely), so a request pays nothing for it: no registry on the
-    hot path. Tasks the app spawned itself are not app calls: they are not waited for.
-    """
-    codes = _app_call_codes()
-    return [task for task in asyncio.all_tasks(loop)
-            if getattr(task.get_coro(), "cr_code", None) in codes]
-
-
-def task_factory(loop: asyncio.AbstractEventLoop, fresh_context: bool) -> Callable[[Any], Any]:
-    """How a request's app call becomes a Task, decided once: in a fresh, empty context
-    (``reset_contextvars``), started eagerly where asyncio can (3.12+: the app runs at once,
-    a loop pass earlier), or a plain ``create_task``."""
-    if fresh_context:
-        import contextvars
-
-        return lambda coro: loop.create_task(coro, context=contextvars.Context())
-    if sys.version_info >= (3, 12):
-        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
-    return loop.create_task
 
 
 class ServerState:
@@ -395,6 +363,24 @@ class Server:
                                return_when=asyncio.FIRST_COMPLETED)
         return True
 
+    async def _cut_what_is_left(self) -> tuple[int, int]:
+        """The drain's budget is spent: abort the connections, cancel the app calls; how many
+        of each."""
+        state = self.state
+        cut = len(state.connections) + len(state.pending)
+        for conn in list(state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.abort()
+        calls = app_calls(state.loop)
+        for task in calls:
+            task.cancel()
+        # let the aborted connections and cancelled apps run their last steps
+        await asyncio.sleep(0)
+        if calls:
+            await asyncio.wait(calls, timeout=QUICK_GRACE)
+        return cut, len(calls)
+
     async def shutdown(self, timeout: float, quick: bool = False) -> tuple[int, int]:
         """Drain: close the listeners, then wait for the connections and for every app call
         still running, up to ``timeout`` seconds in all.
@@ -439,21 +425,7 @@ class Server:
                     done = await self._within_deadline(finished)
                 finally:
                     finished.cancel()  # (asyncio.wait leaves the calls themselves alone)
-        cut = cancelled = 0
-        if not done:
-            cut = len(state.connections) + len(state.pending)
-            for conn in list(state.connections):
-                transport = getattr(conn, "transport", None)
-                if transport is not None:
-                    transport.abort()
-            calls = app_calls(loop)
-            cancelled = len(calls)
-            for task in calls:
-                task.cancel()
-            # let the aborted connections and cancelled apps run their last steps
-            await asyncio.sleep(0)
-            if calls:
-                await asyncio.wait(calls, timeout=QUICK_GRACE)
+        cut, cancelled = (0, 0) if done else await self._cut_what_is_left()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         return cut, cancelled
