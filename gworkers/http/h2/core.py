@@ -11,8 +11,9 @@ Decisions made here, and why:
 * Our SETTINGS go out in the preface and apply at once (h2 would otherwise wait for the ACK).
   SETTINGS_MAX_CONCURRENT_STREAMS is advertised, but h2 is told no limit: h2 answers a stream
   over the limit with a connection error (GOAWAY), RFC 9113 5.1.2 allows the stream error
-  REFUSED_STREAM, which the handler gives (counting app calls still running, so a stream the
-  client reset early still counts until its app call returns: the rapid-reset defence).
+  REFUSED_STREAM, which the handler gives (counting open streams, and app calls still running
+  apart, so a stream the client reset early still counts until its app call returns: the
+  rapid-reset defence).
 * Request headers are validated by us (``request.py``), not by h2: a malformed request is a
   stream error (RFC 9113 8.1.1), h2 makes it a connection error, and one pass is cheaper.
 * Inbound flow control is by hand: a stream's window opens when the app has read the bytes
