@@ -24,6 +24,7 @@ import time
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from hyperframe.frame import SettingsFrame, WindowUpdateFrame
 
 from bench.hotpath import FakeTransport, new_loop
 
@@ -53,7 +54,10 @@ def client_bytes(method: str, path: str, body: bytes, requests: int, per_feed: i
     client = H2Connection(H2Configuration(client_side=True, header_encoding=None))
     client.initiate_connection()
     client.increment_flow_control_window(2**31 - 1 - 65535)
-    preface = client.data_to_send() + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"  # + SETTINGS ACK
+    # what the server's preface will say: its SETTINGS and a wide connection window (the client
+    # acknowledges them in its preface)
+    client.receive_data(SettingsFrame(0).serialize() + WindowUpdateFrame(0, window_increment=2**24).serialize())
+    preface = client.data_to_send()
     headers = [(b":method", method.encode()), (b":scheme", b"http"), (b":authority", b"127.0.0.1:8000"),
                (b":path", path.encode()), (b"user-agent", b"h2load nghttp2/1.52.0")]
     if body:
