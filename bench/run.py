@@ -10,6 +10,11 @@ machine the same server measured twice minutes apart can differ by 30%.
     python -m bench --smoke                       # ~10 s: 1 round, gworkers and gworkers-h11
     python -m bench --servers gworkers,uvw,granian --scenarios plaintext,json --rounds 8
     python -m bench --list
+    python -m bench --servers gworkers,hypercorn,granian,gunicorn-asgi --scenarios h2-plaintext,h2-echo-4k-m100
+
+HTTP/2 scenarios (``h2-*``, bench/h2.py) run h2load against each server's HTTP/2 command
+(``Server.h2``: the same server with h2c by prior knowledge on), started apart from the HTTP/1.1
+one so the HTTP/1.1 figures are those of the server as configured by default.
 
 Results: the table on stdout, and runs.jsonl + table.md in --out (default /tmp/bench-out/<time>).
 """
@@ -21,18 +26,20 @@ import datetime
 import http.client
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+
+from . import h2
+from .model import Run, Scenario, Server
+from .report import table, versions
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent  # servers run here, so "bench.apps:app" and our checkout import first
@@ -44,30 +51,34 @@ LIMIT_SERVER = "{python} -m bench.limit --backlog 4096 --host {host} --port {por
 
 _GUNICORN = "{python} -m gunicorn -w 1 -b {host}:{port} --log-level warning --backlog 4096 " \
             "--keep-alive 120 --worker-connections 20000 --timeout 120"
-
-
-@dataclass
-class Server:
-    cmd: str
-    ws: bool = True  # also measured on websocket echo
-    only: tuple = ()  # scenarios this server can run (empty: all)
-    note: str = ""
+_H2C = " --http-protocols h2,h1 --http2-cleartext prior-knowledge"  # Gunicorn's settings, ours too
+_GRANIAN = "{python} -m granian --interface asgi --workers 1 --runtime-threads 1 --loop uvloop " \
+           "--no-access-log --log-level warning --backlog 4096 --host {host} --port {port}"
+_UVICORN = "{python} -m uvicorn --loop uvloop --no-access-log --log-level warning --timeout-keep-alive 120 " \
+           "--backlog 4096 --host {host} --port {port}"
 
 
 SERVERS: dict[str, Server] = {
-    "gworkers": Server(f"{_GUNICORN} -k gworkers.Worker {{app}}", note="uvloop + httptools + websockets"),
-    "gworkers-h11": Server(f"{_GUNICORN} -k gworkers.H11Worker {{app}}", note="asyncio + h11 + wsproto"),
+    "gworkers": Server(f"{_GUNICORN} -k gworkers.Worker {{app}}", note="uvloop + httptools + websockets",
+                       h2=f"{_GUNICORN} -k gworkers.Worker{_H2C} {{app}}"),
+    "gworkers-h11": Server(f"{_GUNICORN} -k gworkers.H11Worker {{app}}", note="asyncio + h11 + wsproto",
+                           h2=f"{_GUNICORN} -k gworkers.H11Worker{_H2C} {{app}}"),
     "uvw": Server(f"{_GUNICORN} -k uvicorn_worker.UvicornWorker {{app}}",
                   note="uvicorn-worker (uvloop, httptools, websockets-sansio): the baseline"),
     "uvw-h11": Server(f"{_GUNICORN} -k uvicorn_worker.UvicornH11Worker {{app}}", note="asyncio + h11 + wsproto"),
     "gunicorn-asgi": Server(f"{_GUNICORN} -k asgi --asgi-loop uvloop {{app}}",
-                            note="Gunicorn's own -k asgi, uvloop, parser auto (gunicorn_h1c when installed)"),
-    "uvicorn": Server("{python} -m uvicorn --loop uvloop --http httptools --no-access-log --log-level warning "
-                      "--timeout-keep-alive 120 --backlog 4096 --host {host} --port {port} {app}",
-                      note="standalone; --ws auto = websockets-sansio"),
-    "granian": Server("{python} -m granian --interface asgi --workers 1 --runtime-threads 1 --loop uvloop "
-                      "--no-access-log --log-level warning --backlog 4096 --host {host} --port {port} {app}",
-                      note="Rust HTTP, one runtime thread"),
+                            note="Gunicorn's own -k asgi, uvloop, parser auto (gunicorn_h1c when installed); "
+                                 "HTTP/2 with the h2 package",
+                            h2=f"{_GUNICORN} -k asgi --asgi-loop uvloop{_H2C} {{app}}"),
+    "uvicorn": Server(f"{_UVICORN} --http httptools {{app}}",
+                      note="standalone; --ws auto = websockets-sansio; HTTP/2 needs --http zttp (Zig core)",
+                      h2=f"{_UVICORN} --http zttp --http2 {{app}}"),
+    "granian": Server(f"{_GRANIAN} {{app}}", note="Rust HTTP, one runtime thread; HTTP/2 only with --http 2",
+                      h2=f"{_GRANIAN} --http 2 {{app}}"),
+    "hypercorn": Server("{python} -m hypercorn -w 1 -k uvloop --backlog 4096 --keep-alive 120 --log-level warning "
+                        "-b {host}:{port} {app}", note="h11 + h2 packages, uvloop; h2c by prior knowledge as is",
+                        h2="{python} -m hypercorn -w 1 -k uvloop --backlog 4096 --keep-alive 120 "
+                           "--log-level warning -b {host}:{port} {app}"),
     "limit-asgi": Server(f"{LIMIT_SERVER} --mode asgi {{app}}",
                          ws=False, note="cheapest ASGI dispatch: eager step, one write, coalesced writes"),
     "limit-raw": Server(f"{LIMIT_SERVER} --mode raw",
@@ -75,24 +86,12 @@ SERVERS: dict[str, Server] = {
     "limit-ws": Server(f"{LIMIT_SERVER} --mode ws",
                        only=("ws-echo",), note="raw websocket echo, no ASGI"),
 }
-DEFAULT_SERVERS = ["gworkers", "gworkers-h11", "uvw", "uvw-h11", "gunicorn-asgi", "uvicorn", "granian",
+DEFAULT_SERVERS = ["gworkers", "gworkers-h11", "uvw", "uvw-h11", "gunicorn-asgi", "uvicorn", "granian", "hypercorn",
                    "limit-asgi", "limit-raw", "limit-ws"]
 BASELINE = "uvw"
 REFERENCES = ["uvw-h11", "granian", "limit-asgi"]  # ratio columns besides the baseline
 WS_REFERENCES = ["uvicorn", "gunicorn-asgi", "limit-ws"]
-
-
-@dataclass
-class Scenario:
-    name: str
-    kind: str = "wrk"  # wrk | ws | idle
-    path: str = "/"
-    conns: int = 64
-    depth: int = 1
-    method: str = "GET"
-    body: int = 0
-    short: bool = False
-    title: str = ""
+H2_REFERENCES = ["granian", "hypercorn", "gunicorn-asgi"]  # issue 16's targets (no baseline: uvw has no HTTP/2)
 
 
 SCENARIOS = [
@@ -104,27 +103,8 @@ SCENARIOS = [
     Scenario("c256", conns=256, short=True, title="plaintext, 256 connections"),
     Scenario("ws-echo", kind="ws", path="/ws", conns=32, title="websocket echo, 64 B text, 32 connections, ping-pong"),
     Scenario("idle", kind="idle", conns=1000, title="idle keep-alive connections: worker RSS per connection"),
+    *h2.SCENARIOS,
 ]
-
-
-@dataclass
-class Run:
-    round: int
-    server: str
-    scenario: str
-    ok: bool = True
-    rps: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    errors: int = 0
-    cpu_us: float = 0.0  # server process tree CPU per request / message
-    core0: float = 0.0
-    core1: float = 0.0
-    rss_mib: float = 0.0  # peak RSS (VmHWM) of the busiest server process
-    kib_per_conn: float = 0.0
-    alive: int = 0
-    error: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------ /proc
@@ -207,28 +187,24 @@ def free_port() -> int:
 class Running:
     """One server process (tree) in its own session, so it can be measured and killed whole."""
 
-    def __init__(self, name: str, server: Server, env: dict, python: str, logs: Path) -> None:
+    def __init__(self, name: str, cmd: str, env: dict, python: str, logs: Path) -> None:
         self.name = name
         self.port = free_port()
-        argv = shlex.split(server.cmd.format(python=python, host=HOST, port=self.port, app=APP))
+        argv = shlex.split(cmd.format(python=python, host=HOST, port=self.port, app=APP))
         self.log_path = logs / f"{name}.log"
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([*pin("0"), *argv], cwd=ROOT, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, probe, timeout: float = 30.0) -> None:
+        """``probe(port)`` raises OSError while the server is not up (``h1_probe``, ``h2.probe``)."""
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"exited with {self.proc.returncode}: {self.tail()}")
             try:
-                conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-                conn.request("GET", "/")
-                body = conn.getresponse().read()
-                conn.close()
-                if body == b"Hello, world!":
-                    return
-                raise RuntimeError(f"GET / answered {body[:60]!r}")
+                probe(self.port)
+                return
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"not answering after {timeout:.0f} s: {self.tail()}") from None
@@ -251,6 +227,15 @@ class Running:
                 pass
         self.proc.wait()
         self.log.close()
+
+
+def h1_probe(port: int) -> None:
+    conn = http.client.HTTPConnection(HOST, port, timeout=2)
+    conn.request("GET", "/")
+    body = conn.getresponse().read()
+    conn.close()
+    if body != b"Hello, world!":
+        raise RuntimeError(f"GET / answered {body[:60]!r}")
 
 
 def check(port: int, sc: Scenario) -> None:
@@ -279,7 +264,9 @@ def result_line(text: str) -> dict:
     raise RuntimeError(f"no result from the load generator: {text[-300:]}")
 
 
-def load(srv: Running, sc: Scenario, seconds: int, python: str, env: dict) -> dict:
+def load(srv: Running, sc: Scenario, seconds: int, python: str, env: dict, folder: Path) -> dict:
+    if sc.kind == "h2":
+        return h2.load(srv.port, sc, seconds, folder, pin("1"), env)
     if sc.kind == "ws":
         cmd = [*pin("1"), python, "-m", "bench.clients", "ws", "--port", str(srv.port), "--conns", str(sc.conns),
                "--duration", str(seconds)]
@@ -292,10 +279,10 @@ def load(srv: Running, sc: Scenario, seconds: int, python: str, env: dict) -> di
     return result_line(out.stdout + out.stderr)
 
 
-def measured(rnd: int, srv: Running, sc: Scenario, seconds: int, python: str, env: dict) -> Run:
+def measured(rnd: int, srv: Running, sc: Scenario, seconds: int, python: str, env: dict, folder: Path) -> Run:
     pids = srv.pids()
     c0, t0 = cores(), cpu_ticks(pids)
-    res = load(srv, sc, seconds, python, env)
+    res = load(srv, sc, seconds, python, env, folder)
     c1, t1 = cores(), cpu_ticks(srv.pids())
     used = {pid: t1[pid] - t0.get(pid, 0) for pid in t1}
     worker = max(used, key=used.get) if used else srv.proc.pid
@@ -334,80 +321,39 @@ def idle_run(rnd: int, srv: Running, sc: Scenario, python: str, env: dict) -> Ru
                kib_per_conn=grown / sc.conns, alive=alive, rss_mib=after.get(worker, 0) / 1024)
 
 
-# ------------------------------------------------------------------------------------ report
-
-
-def med(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else 0.0
-
-
-def ratio(runs: dict, name: str, ref: str, spread: bool = False) -> str:
-    """Median over rounds of name/ref measured in the same round."""
-    per_round = [runs[name][r].rps / runs[ref][r].rps for r in runs.get(name, {})
-                 if r in runs.get(ref, {}) and runs[ref][r].rps and runs[name][r].ok]
-    if not per_round:
-        return "-"
-    text = f"{med(per_round):.2f}"
-    if spread and len(per_round) > 1:
-        text += f" ({min(per_round):.2f}-{max(per_round):.2f})"
-    return text
-
-
-def table(all_runs: list[Run], scenarios: list[Scenario], order: list[str], baseline: str) -> str:
-    out = []
-    for sc in scenarios:
-        by: dict[str, dict[int, Run]] = {}
-        for r in all_runs:
-            if r.scenario == sc.name and r.ok:
-                by.setdefault(r.server, {})[r.round] = r
-        failed = sorted({r.server for r in all_runs if r.scenario == sc.name and not r.ok})
-        if not by and not failed:
-            continue
-        rounds = max((len(v) for v in by.values()), default=0)
-        out.append(f"\n### {sc.name}: {sc.title} ({rounds} rounds)\n")
-        if sc.kind == "idle":
-            out.append("| server | connections kept | KiB RSS per connection | worker RSS MiB |")
-            out.append("|---|---|---|---|")
-            for name in order:
-                rs = list(by.get(name, {}).values())
-                if rs:
-                    out.append(f"| {name} | {min(r.alive for r in rs)}/{sc.conns} | "
-                               f"{med([r.kib_per_conn for r in rs]):.1f} | {max(r.rss_mib for r in rs):.1f} |")
-        else:
-            unit = "msg/s" if sc.kind == "ws" else "req/s"
-            refs = [x for x in [baseline, *(WS_REFERENCES if sc.kind == "ws" else REFERENCES)] if x in by]
-            out.append(f"| server | {unit} median | min | max | p99 ms | "
-                       + "".join(f"x {x} | " for x in refs)
-                       + "srv CPU µs/op | core0 % | core1 % | peak RSS MiB | errors |")
-            out.append("|---" * (10 + len(refs)) + "|")
-            for name in order:
-                rs = list(by.get(name, {}).values())
-                if not rs:
-                    continue
-                rps = [r.rps for r in rs]
-                p99 = "-" if sc.depth > 1 else f"{med([r.p99_ms for r in rs]):.2f}"
-                cols = [ratio(by, name, x, spread=(x == baseline)) for x in refs]
-                out.append(f"| {'**' + name + '**' if name == baseline else name} | {med(rps):,.0f} | "
-                           f"{min(rps):,.0f} | {max(rps):,.0f} | {p99} | " + "".join(c + " | " for c in cols)
-                           + f"{med([r.cpu_us for r in rs]):.1f} | {med([r.core0 for r in rs]):.0f} | "
-                           f"{med([r.core1 for r in rs]):.0f} | {max(r.rss_mib for r in rs):.1f} | "
-                           f"{sum(r.errors for r in rs)} |")
-        for name in failed:
-            err = next(r.error for r in all_runs if r.scenario == sc.name and r.server == name and not r.ok)
-            out.append(f"\n{name} failed: {err[:200]}")
-    return "\n".join(out) + "\n"
-
-
-def versions(python: str) -> str:
-    code = ("import importlib.metadata as m, platform\n"
-            "names = ['gworkers', 'gunicorn', 'gunicorn_h1c', 'uvicorn', 'uvicorn-worker', 'granian', 'uvloop',\n"
-            "         'httptools', 'h11', 'websockets', 'wsproto']\n"
-            "def v(n):\n"
-            "    try:\n        return m.version(n)\n    except Exception:\n        return '-'\n"
-            "print(', '.join(f'{n} {v(n)}' for n in names) + ', CPython ' + platform.python_version())\n")
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False).stdout.strip()
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    return f"{out}, {(wrk.stdout or wrk.stderr).split(' [')[0].strip()}, kernel {platform.release()}"
+def one_start(rnd: int, name: str, cmd: str, scenarios: list[Scenario], args, env: dict, out: Path) -> list[Run]:
+    """Start the server once, measure each scenario on it in turn, stop it."""
+    http2 = scenarios[0].kind == "h2"
+    srv = Running(name + ("-h2" if http2 else ""), cmd, env, args.python, out / "logs")
+    runs = []
+    try:
+        srv.wait_ready(h2.probe if http2 else h1_probe)
+        for sc in scenarios:
+            try:
+                if http2:
+                    h2.check(srv.port, sc, out)
+                else:
+                    check(srv.port, sc)
+                if sc.kind == "idle":
+                    run = idle_run(rnd, srv, sc, args.python, env)
+                else:
+                    run = measured(rnd, srv, sc, args.short if sc.short else args.duration, args.python, env, out)
+                run.server = name
+            except Exception as exc:  # noqa: BLE001 - one failure must not stop the run
+                run = Run(rnd, name, sc.name, ok=False, error=str(exc)[:300])
+            runs.append(run)
+            lat = f"mean {run.p50_ms:6.2f} ms" if http2 else f"p99 {run.p99_ms:6.2f} ms"
+            print(f"r{rnd} {name:14} {sc.name:17} {run.rps:>10,.0f}  {lat}  "
+                  f"cpu {run.cpu_us:6.1f} us/op  core1 {run.core1:3.0f}%  rss {run.rss_mib:5.1f} MiB"
+                  + (f"  {run.kib_per_conn:.1f} KiB/conn, {run.alive} kept" if sc.kind == "idle" else "")
+                  + (f"  errors {run.errors}" if run.errors else "")
+                  + ("" if run.ok else f"  FAILED {run.error}"), flush=True)
+    except Exception as exc:  # noqa: BLE001
+        runs += [Run(rnd, name, sc.name, ok=False, error=str(exc)[:300]) for sc in scenarios[len(runs):]]
+        print(f"r{rnd} {name}: FAILED {exc}", flush=True)
+    finally:
+        srv.stop()
+    return runs
 
 
 # ------------------------------------------------------------------------------------ main
@@ -425,29 +371,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default=BASELINE)
     ap.add_argument("--python", default=sys.executable, help="interpreter that has the servers installed")
     ap.add_argument("--out", help="results folder (default /tmp/bench-out/<time>)")
-    ap.add_argument("--smoke", action="store_true", help="1 round, 1 s runs, gworkers and gworkers-h11 (~10 s)")
+    ap.add_argument("--smoke", action="store_true", help="1 round, 1 s runs, gworkers and gworkers-h11, one h2 scenario if h2load is there (~15 s)")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
 
     if args.list:
         for name, s in SERVERS.items():
-            print(f"{name:14} {s.cmd}\n{'':14} {s.note}")
+            print(f"{name:14} {s.cmd}\n{'':14} {s.note}" + (f"\n{'':14} HTTP/2: {s.h2}" if s.h2 else ""))
         for sc in SCENARIOS:
-            print(f"{sc.name:14} {sc.title}")
+            print(f"{sc.name:17} {sc.title}")
         return 0
     if args.smoke:
         args.rounds, args.duration, args.short = 1, 1, 1
         args.servers = args.servers or "gworkers,gworkers-h11"
-        args.scenarios = args.scenarios or "plaintext,echo-4k,pipe16,idle"
+        smoke = "plaintext,echo-4k,pipe16,idle" + (",h2-plaintext-m100" if h2.available() else "")
+        args.scenarios = args.scenarios or smoke
         args.idle_conns = min(args.idle_conns, 100)
     names = args.servers.split(",") if args.servers else DEFAULT_SERVERS
     wanted = args.scenarios.split(",") if args.scenarios else [sc.name for sc in SCENARIOS]
     unknown = [n for n in names if n not in SERVERS] + [s for s in wanted if s not in {x.name for x in SCENARIOS}]
     if unknown:
         ap.error(f"unknown server or scenario: {', '.join(unknown)} (see --list)")
-    if shutil.which("wrk") is None:
-        ap.error("wrk is not installed (bench/run.sh installs it: apt-get install wrk)")
     scenarios = [sc for sc in SCENARIOS if sc.name in wanted]
+    if shutil.which("wrk") is None and any(sc.kind == "wrk" for sc in scenarios):
+        ap.error("wrk is not installed (bench/run.sh installs it: apt-get install wrk)")
+    if not h2.available() and any(sc.kind == "h2" for sc in scenarios):
+        ap.error("h2load or curl is not installed (bench/run.sh installs them: apt-get install nghttp2-client curl)")
     for sc in scenarios:
         if sc.kind == "idle":
             sc.conns = args.idle_conns
@@ -471,35 +420,15 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 server = SERVERS[name]
                 mine = [sc for sc in scenarios if (not server.only or sc.name in server.only)
-                        and (sc.kind != "ws" or server.ws)]
-                if not mine:
-                    continue
-                srv = Running(name, server, env, args.python, out / "logs")
-                try:
-                    srv.wait_ready()
-                    for sc in mine:
-                        try:
-                            check(srv.port, sc)
-                            if sc.kind == "idle":
-                                run = idle_run(rnd, srv, sc, args.python, env)
-                            else:
-                                run = measured(rnd, srv, sc, args.short if sc.short else args.duration,
-                                               args.python, env)
-                        except Exception as exc:  # noqa: BLE001 - one failure must not stop the run
-                            run = Run(rnd, name, sc.name, ok=False, error=str(exc)[:300])
-                        runs.append(run)
-                        raw.write(json.dumps(asdict(run)) + "\n")
-                        raw.flush()
-                        print(f"r{rnd} {name:14} {sc.name:10} {run.rps:>10,.0f}  p99 {run.p99_ms:6.2f} ms  "
-                              f"cpu {run.cpu_us:6.1f} us/op  core1 {run.core1:3.0f}%  rss {run.rss_mib:5.1f} MiB"
-                              + (f"  {run.kib_per_conn:.1f} KiB/conn, {run.alive} kept" if sc.kind == "idle" else "")
-                              + ("" if run.ok else f"  FAILED {run.error}"), flush=True)
-                except Exception as exc:  # noqa: BLE001
-                    for sc in mine:
-                        runs.append(Run(rnd, name, sc.name, ok=False, error=str(exc)[:300]))
-                    print(f"r{rnd} {name}: FAILED {exc}", flush=True)
-                finally:
-                    srv.stop()
+                        and (sc.kind != "ws" or server.ws) and (sc.kind != "h2" or server.h2)]
+                # HTTP/1.1 and HTTP/2 scenarios each from their own start of the server
+                for cmd, group in ((server.cmd, [sc for sc in mine if sc.kind != "h2"]),
+                                   (server.h2, [sc for sc in mine if sc.kind == "h2"])):
+                    if group:
+                        for run in one_start(rnd, name, cmd, group, args, env, out):
+                            runs.append(run)
+                            raw.write(json.dumps(asdict(run)) + "\n")
+                            raw.flush()
     finally:
         raw.close()
     minutes = (datetime.datetime.now(datetime.UTC) - started).total_seconds() / 60
@@ -509,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Versions: {ver}.\n\nRatios: median over rounds of (server / reference in the same round); "
             f"the range in brackets is min-max of those. srv CPU µs/op: CPU time of the server's process "
             f"tree per request or message.\n")
-    text = head + table(runs, scenarios, names, args.baseline)
+    refs = {"wrk": [args.baseline, *REFERENCES], "ws": [args.baseline, *WS_REFERENCES], "h2": H2_REFERENCES}
+    text = head + table(runs, scenarios, names, refs)
     (out / "table.md").write_text(text)
     print("\n" + text, flush=True)
     return 0 if any(r.ok for r in runs) else 1

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from bench import h2
 from tests.conftest import REPO, base_env
 
 
@@ -26,3 +27,8 @@ def test_bench_smoke_prints_a_table(tmp_path):
         assert scenario in table
     assert "FAILED" not in out.stdout
     assert "| gworkers | 100/100 |" in table
+    if h2.available():  # h2load (nghttp2-client) drives the HTTP/2 scenario; .ci/run installs it
+        section = table.split("### h2-plaintext-m100")[1]
+        for name in ("gworkers", "gworkers-h11"):
+            row = next(line for line in section.splitlines() if line.startswith(f"| {name} |"))
+            assert row.endswith("| 0 |"), row  # no failed request, no non-2xx answer

@@ -66,6 +66,15 @@ async def app(scope, receive, send):
         while not os.path.exists(gate):
             await asyncio.sleep(0.01)
         return await apps.respond(send, body=b"gate open")
+    if path == "/answer-then-linger":
+        # answers at once, then its app call goes on (clean-up work) until the gate file exists
+        await apps.respond(send, body=b"answered")
+        _mark("lingering")
+        gate = os.environ["GW_TEST_GATE"]
+        while not os.path.exists(gate):
+            await asyncio.sleep(0.01)
+        _mark("lingered")
+        return None
     if path == "/started-then-read":
         # the response begins before the body is read; records how the body ended
         await send({"type": "http.response.start", "status": 200, "headers": []})

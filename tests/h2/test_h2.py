@@ -190,6 +190,28 @@ def test_max_concurrent_streams_refuses_with_refused_stream(start_h2, worker):
     client.reset(second)
 
 
+def test_answered_streams_free_their_place_while_the_app_call_goes_on(start_h2, worker):
+    """RFC 9113 5.1.2: a closed stream no longer counts against MAX_CONCURRENT_STREAMS, even
+    while its app call goes on after the response; app calls are capped apart (twice the limit:
+    the rapid-reset bound), so the client is refused only past that."""
+    h2 = start_h2(worker, http2_max_concurrent_streams=2)
+    client = H2Client(h2.server)
+    for batch in (1, 2):
+        sids = [client.request("/answer-then-linger") for _ in range(2)]
+        for sid in sids:
+            response = client.response(sid)
+            assert response.reset is None
+            assert bytes(response.data) == b"answered"
+        h2.wait_mark("lingering", 2 * batch)
+    # four app calls still running (two per stream limit): the next stream is refused
+    over = client.response(client.request("/echo"))
+    assert over.reset == ErrorCodes.REFUSED_STREAM
+    h2.gate.touch()
+    h2.wait_mark("lingered", 4)
+    room = client.response(client.request("/echo", method="POST", body=b"room again"))
+    assert bytes(room.data) == b"room again"
+
+
 def test_access_log_and_hooks_say_http_2(start_h2, worker, tmp_path):
     hooks = tmp_path / "hooks.py"
     hooks.write_text(

@@ -6,10 +6,12 @@ request bodies are pushed in as they arrive, ``RST_STREAM`` and connection loss 
 
 Limits, besides those ``H2Core`` and ``FrameGuard`` keep:
 
-* ``http2_max_concurrent_streams`` counts app calls still running on this connection, not open
-  streams: a stream the client reset still counts until its app call returns, so opening and
-  resetting streams in a loop (rapid reset, CVE-2023-44487) never runs more app calls at once
-  than the limit; past it a new stream is refused (REFUSED_STREAM). More than ``RESET_BUDGET``
+* ``http2_max_concurrent_streams`` counts open streams (RFC 9113 5.1.2: a stream closed both
+  ways no longer counts, even while its app call goes on after the response); past it a new
+  stream is refused (REFUSED_STREAM). App calls still running are capped apart, at
+  ``CALLS_PER_STREAM`` times the limit: a stream the client reset still counts there until
+  its app call returns, so opening and resetting streams in a loop (rapid reset,
+  CVE-2023-44487) never runs more app calls at once than that. More than ``RESET_BUDGET``
   streams in a second reset while their app call runs, or refused, end the connection
   (ENHANCE_YOUR_CALM).
 * ``limit_concurrency`` answers 503 on the stream, ``limit_request_body`` 413 (or resets the
@@ -48,6 +50,9 @@ from .websocket import StreamChannel, open_tunnel, tunnels_window
 
 # Resets of streams whose app call was still running, per second, before the connection ends.
 RESET_BUDGET = 200
+# App calls one connection may run at once, per stream it may have open: room for calls that go
+# on after their response (a client at the stream limit opens a new stream as each one ends).
+CALLS_PER_STREAM = 2
 _OFF = float("inf")
 
 
@@ -57,7 +62,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     __slots__ = (
         "__weakref__", "blocked", "client", "closed", "config", "context", "core",
         "drain_waiter", "extensions", "flush_handle", "lingering", "idle_deadline", "limits", "loop",
-        "max_streams", "resets", "running", "scheme", "sockname", "streams", "task", "tunnels",
+        "max_calls", "max_streams", "resets", "running", "scheme", "sockname", "streams", "task", "tunnels",
         "transport", "trusted", "write_paused", "receiving_now",
     )
 
@@ -68,6 +73,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self.core = H2Core(config, self)
         self.limits = Limits(config)
         self.max_streams = config.http2_max_concurrent_streams
+        self.max_calls = CALLS_PER_STREAM * self.max_streams
         self.streams: dict[int, StreamSink] = {}
         self.blocked: dict[int, StreamSink] = {}  # streams waiting for window, in order
         self.tunnels: dict[int, StreamChannel] = {}  # WebSockets (RFC 8441), websocket.py
@@ -94,20 +100,6 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
         self._attach(transport)
         self.core.initiate()
         self.flush()
-
-    def adopt(self, transport: Any, data: bytes, reader: Any) -> None:
-        """A cleartext connection whose first bytes were the client preface (prior knowledge),
-        handed over by ``reader``, the HTTP/1.1 connection that read them."""
-        transport.set_protocol(self)
-        self.connection_made(transport)
-        self.addresses_from(reader)
-        self.data_received(data)
-
-    def addresses_from(self, reader: Any) -> None:
-        """Take the endpoints, scheme and proxy-header trust of the HTTP/1.1 connection that
-        read the first bytes: a PROXY protocol header before them may have changed all four."""
-        self.client, self.sockname = reader.client, reader.sockname
-        self.scheme, self.trusted = reader.scheme, reader.trusted
 
     def _attach(self, transport: Any, register: bool = True) -> None:
         self.transport = transport
@@ -153,7 +145,8 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
     # ------------------------------------------------------------------ H2Core's handler
     def request(self, stream_id: int, headers: list, ended: bool) -> None:
         core = self.core
-        if core.draining or len(self.running) >= self.max_streams:
+        if core.draining or len(self.streams) + len(self.tunnels) >= self.max_streams \
+                or len(self.running) >= self.max_calls:
             core.reset(stream_id, ErrorCodes.REFUSED_STREAM)
             self._count_reset()  # a client that knows the limit and keeps opening: same budget
             return

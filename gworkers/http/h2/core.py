@@ -11,8 +11,9 @@ Decisions made here, and why:
 * Our SETTINGS go out in the preface and apply at once (h2 would otherwise wait for the ACK).
   SETTINGS_MAX_CONCURRENT_STREAMS is advertised, but h2 is told no limit: h2 answers a stream
   over the limit with a connection error (GOAWAY), RFC 9113 5.1.2 allows the stream error
-  REFUSED_STREAM, which the handler gives (counting app calls still running, so a stream the
-  client reset early still counts until its app call returns: the rapid-reset defence).
+  REFUSED_STREAM, which the handler gives (counting open streams, and app calls still running
+  apart, so a stream the client reset early still counts until its app call returns: the
+  rapid-reset defence).
 * Request headers are validated by us (``request.py``), not by h2: a malformed request is a
   stream error (RFC 9113 8.1.1), h2 makes it a connection error, and one pass is cheaper.
 * Inbound flow control is by hand: a stream's window opens when the app has read the bytes
@@ -75,7 +76,23 @@ class ServerConnection(H2Connection):
     * A request whose content-length differs from its DATA is malformed (8.1.1), a stream
       error; h2 makes it a connection error. The connection counts it (connection.py), so
       h2's count is switched off for each request.
+
+    And one of its costs is cut: on each new stream h2 counts the open streams (walking them
+    all, and dropping the closed ones as it goes) to check SETTINGS_MAX_CONCURRENT_STREAMS;
+    h2 is told no limit here (the handler enforces ours), so only the dropping matters, and it
+    is done once the streams held have doubled: O(1) a stream instead of O(open streams), 8%
+    of a request at 100 streams per connection (bench/h2hot.py --profile).
     """
+
+    _since_prune = 0
+
+    @property
+    def open_inbound_streams(self) -> int:
+        self._since_prune += 1
+        if self._since_prune > len(self.streams) // 2:
+            self._since_prune = 0
+            return self._open_streams(0)
+        return 0  # (compared with no limit: never refuses)
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list, list]:
         event = ConnectionTerminated()

@@ -101,7 +101,7 @@ class PrefaceConnection(HTTPConnection):
         self.__class__ = self.after
         if len(data) >= 4 and data[:4] == b"PRI " and PREFACE.startswith(data[:len(PREFACE)]):
             self.closed = True  # this object no longer owns the transport
-            H2Protocol(self.context).adopt(self.transport, data, self)  # (registers itself first)
+            _adopt(H2Protocol(self.context), self, data)  # (registers itself first)
             self.context.registry.connection_lost(self)
             return True
         # uvloop calls the data_received it looked up when the protocol was set: set it again,
@@ -180,7 +180,7 @@ class UpgradedH2Protocol(H2Protocol):
         self.upgrade = None
         transport.write(SWITCHING)
         self._attach(transport, register=False)
-        self.addresses_from(reader)
+        _take_addresses(self, reader)
         self.core.initiate(settings)
         self.core.last_stream = 1
         self._open(1, request, not self.upgrade_body)
@@ -211,6 +211,23 @@ class PrefaceOrUpgradeConnection(PrefaceConnection):
 
     __slots__ = ()
     after = UpgradeConnection
+
+
+def _adopt(protocol: H2Protocol, reader: HTTPConnection, data: bytes) -> None:
+    """HTTP/2 by prior knowledge: ``protocol`` takes over the transport of ``reader``, the
+    HTTP/1.1 connection that read the client preface (``data``, and what followed it)."""
+    transport = reader.transport
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    _take_addresses(protocol, reader)
+    protocol.data_received(data)
+
+
+def _take_addresses(protocol: H2Protocol, reader: HTTPConnection) -> None:
+    """The endpoints, scheme and proxy-header trust of the HTTP/1.1 connection that read the
+    first bytes: a PROXY protocol header before them may have changed all four."""
+    protocol.client, protocol.sockname = reader.client, reader.sockname
+    protocol.scheme, protocol.trusted = reader.scheme, reader.trusted
 
 
 def _settings_ok(payload: bytes) -> bool:
