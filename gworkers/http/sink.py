@@ -51,10 +51,11 @@ class ResponseHead:
     names the default headers (server, date, configured extras) the app sent itself.
 
     ``h1`` and ``h2`` are memos a protocol writer fills with its own encoding of the head on
-    first use (HTTP/1.1: the status line and the header lines); the stream never reads them.
+    first use (HTTP/1.1: the head's bytes up to its framing fields, valid for the default
+    fields ``h1_block``); the stream never reads them.
     """
 
-    __slots__ = ("close", "h1", "h2", "headers", "length", "overridden", "status")
+    __slots__ = ("close", "h1", "h1_block", "h2", "headers", "length", "overridden", "status")
 
     def __init__(self, status: int, headers: tuple, length: int | None, close: bool,
                  overridden: frozenset | None) -> None:
@@ -63,7 +64,8 @@ class ResponseHead:
         self.length = length
         self.close = close
         self.overridden = overridden
-        self.h1: tuple[bytes, bytes] | None = None
+        self.h1: bytes | None = None
+        self.h1_block: bytes | None = None
         self.h2: object = None
 
 

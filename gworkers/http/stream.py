@@ -56,6 +56,14 @@ class HTTPStream:
         "length_left", "overrun", "scope", "sink", "state", "trailers", "waiter",
     )
 
+    # set by http.response.start (read only from then on): the response has content (not
+    # HEAD/204/304), its declared length not yet sent, whether the app offered more than it
+    # declared (cut at the end), whether trailers end it
+    has_body: bool
+    length_left: int | None
+    overrun: bool
+    trailers: bool
+
     def __init__(self, sink: ResponseSink, scope: dict, context: Any, body_complete: bool,
                  continue_owed: bool) -> None:
         self.sink = sink
@@ -74,13 +82,7 @@ class HTTPStream:
         self.eof = False
         self.app_entered = False  # the app's Task has run once (the protocol may hold writes)
         self.access: Any = None
-        # set by http.response.start (read only from then on): the response has content (not
-        # HEAD/204/304), its declared length not yet sent, whether the app offered more than
-        # it declared (cut at the end), whether trailers end it
-        self.has_body: bool
-        self.length_left: int | None
-        self.overrun: bool
-        self.trailers: bool
+        # has_body, length_left, overrun and trailers are set by http.response.start
 
     # ------------------------------------------------------------------ pushed by the protocol
     def on_body(self, data: bytes) -> None:

@@ -88,7 +88,7 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
         self.body_progress = 0
         self.body_limit_left: int | None = None  # chunked body bytes still allowed
         self.task: asyncio.Task | None = None
-        self.answering = False  # inside answer(): a finished response leaves the next to it
+        self.answering = False  # inside answer()'s spawn: a finished response leaves the next to it
         self.requests = 0
         self.more_requests = True  # the last request read allows another one after it
         self.upgrade_to: Any = None  # the protocol taking the transport over (WebSocket)
@@ -289,19 +289,13 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
         self.cycle = None
         if self.pipeline:
             if not self.answering:
-                self.answer(self.next_pipelined())
+                self.answer(self.pipeline.pop(0))
             # else: inside answer(), whose loop answers the next one once this Task's step returns
         elif not self.accepting or self.eof:
             self.close()
         else:
             self.idle_deadline = self.loop.time() + self.config.timeout_keep_alive
             self.head_deadline = 0.0  # set by the sweep that first sees the next head begun
-
-    def next_pipelined(self) -> HTTPStream:
-        nxt = self.pipeline.pop(0)
-        if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
-            self.resume_reading()
-        return nxt
 
     def answer(self, stream: HTTPStream) -> None:
         """Answer ``stream`` now (its app call becomes a Task; 503 past limit_concurrency), then
@@ -312,29 +306,30 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
         it from inside the Task, so a burst of pipelined requests is a loop here, not a
         recursion through nested Task starts that overflows the stack after ~140 requests.
         """
-        outer = self.answering
-        self.answering = True
-        try:
-            while True:
-                self.cycle = stream
-                self.held = None
-                if self.eof:
-                    stream.eof = True  # the peer half-closed before this (pipelined) request began
-                calls = self.calls
-                # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
-                if calls.limit and calls.running >= calls.limit:
-                    self.refuse(stream)
-                    return
-                calls.running += 1
-                context = self.context
+        while True:
+            if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
+                self.resume_reading()  # paused on a full pipeline, which has room again
+            self.cycle = stream
+            self.held = None
+            if self.eof:
+                stream.eof = True  # the peer half-closed before this (pipelined) request began
+            calls = self.calls
+            # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
+            if calls.limit and calls.running >= calls.limit:
+                self.refuse(stream)
+                return
+            calls.running += 1
+            context = self.context
+            self.answering = True
+            try:
                 task = context.spawn(stream.run(self.app))
-                if not context.eager or not task.done():
-                    self.task = task  # a strong reference while it runs
-                if self.cycle is not None or not self.pipeline:
-                    return
-                stream = self.next_pipelined()
-        finally:
-            self.answering = outer
+            finally:
+                self.answering = False
+            if not context.eager or not task.done():
+                self.task = task  # a strong reference while it runs
+            if self.cycle is not None or not self.pipeline:
+                return
+            stream = self.pipeline.pop(0)
 
     def refuse(self, stream: HTTPStream) -> None:
         """Past ``limit_concurrency``: 503 and close, without calling the app."""
