@@ -191,8 +191,8 @@ class HTTPStream:
                     data = body[0] if len(body) == 1 else b"".join(body)
                     if body:
                         self.body = ()
+                        self.sink.consumed(self.buffered)
                         self.buffered = 0
-                        self.sink.consumed(len(data))
                     if self.body_complete:
                         self.delivered = True
                         return {"type": "http.request", "body": data, "more_body": False}
@@ -280,20 +280,22 @@ class HTTPStream:
                     raise AppProtocolError("response body longer than its Content-Length")
                 data = b""  # HEAD, 204, 304: the body is dropped
                 n = 0
-            self.length_left = left - n
-        if self.access is not None:
-            self.access.sent += n
+            left -= n
+            self.length_left = left
+        access = self.access
+        if access is not None:
+            access.sent += n
         if more:
             return self.sink.body(data, True)
         if self.trailers:
             self.state = SENDING_TRAILERS
             return self.sink.body(data, False)
-        if self.length_left or self.overrun:
+        if left or self.overrun:
             self._cut(data)
             return None
         # self._done(), inline: the end of nearly every response
         self.state = DONE
-        if self.access is not None:
+        if access is not None:
             self.context.access.finish(self)
         if self.waiter is not None:
             self._wake()

@@ -64,9 +64,9 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
         self.pipeline: list[HTTPStream] = []
         self.out: list | None = None  # writes deferred to the end of this loop iteration
         self.out_size = 0
-        # the response being written (ResponseWriter): its head until the first body bytes
-        # (None: not started), whether the connection stays open after it, its framing
-        self.held: bytes | None = None
+        # the response being written (ResponseWriter): its head until the first body bytes,
+        # whether the connection stays open after it, its framing
+        self.held = b""
         self.keep_alive = True
         self.out_chunked = False
         self.out_trailers = False
@@ -148,6 +148,8 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
                     except ValueError:
                         pass
             self.cycle.on_eof()
+            for stream in self.pipeline:
+                stream.on_eof()
         # TLS transports close themselves on EOF whatever we answer (and warn if we say True).
         return self.scheme != "https"
 
@@ -231,7 +233,7 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
         body_complete = not head.chunked and not head.content_length
         stream = HTTPStream(self, scope, self.context, body_complete,
                             head.expect_continue and not body_complete)
-        self.more_requests = head.keep_alive and self.accepting and head.upgrade is None
+        self.more_requests = head.keep_alive and self.accepting  # (False with an upgrade)
         if not body_complete:
             self.reading = stream
             config = self.config
@@ -310,9 +312,6 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
             if self.read_paused and len(self.pipeline) < PIPELINE_DEPTH:
                 self.resume_reading()  # paused on a full pipeline, which has room again
             self.cycle = stream
-            self.held = None
-            if self.eof:
-                stream.eof = True  # the peer half-closed before this (pipelined) request began
             calls = self.calls
             # calls.full() and calls.started(), inline: two calls per request (~300 instructions)
             if calls.limit and calls.running >= calls.limit:
@@ -320,13 +319,16 @@ class HTTPConnection(ResponseWriter, Upgrades, ConnectionTimers, WriteFlow, asyn
                 return
             calls.running += 1
             context = self.context
+            if not context.eager:  # a Task that first runs on a later loop pass
+                self.task = context.spawn(stream.run(self.app))  # a strong reference while it runs
+                return
             self.answering = True
             try:
                 task = context.spawn(stream.run(self.app))
             finally:
                 self.answering = False
-            if not context.eager or not task.done():
-                self.task = task  # a strong reference while it runs
+            if not task.done():
+                self.task = task
             if self.cycle is not None or not self.pipeline:
                 return
             stream = self.pipeline.pop(0)

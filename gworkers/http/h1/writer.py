@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..sink import Headers, ResponseHead
+from ..stream import AWAITING_START
 from . import wire
 from .files import send_file
 
@@ -34,7 +35,7 @@ class ResponseWriter:
 
     # (declared by HTTPConnection)
     cycle: Any
-    held: bytes | None
+    held: bytes
     keep_alive: bool
     out: list | None
     out_size: int
@@ -130,7 +131,7 @@ class ResponseWriter:
     async def file(self, fd: int, offset: int, count: int, more: bool) -> int:
         chunked = self.out_chunked and count
         prefix = b"%x\r\n" % count if chunked else b""
-        held = self.held or b""
+        held = self.held
         self.held = b""
         if held or prefix:
             self.write(held + prefix)
@@ -170,7 +171,7 @@ class ResponseWriter:
         body), else close: a half-sent response cannot be mended."""
         answered = False
         if not self.closed:
-            if status is not None and (self.held is None or self.held):
+            if status is not None and (self.cycle.state is AWAITING_START or self.held):
                 self.write(wire.error_reply(status, block=self.defaults.block))
                 answered = True
             self.keep_alive = False
