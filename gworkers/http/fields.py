@@ -141,10 +141,11 @@ def response_head(status: object, headers: list | tuple, defaults: DefaultHeader
         # CODING: framing is the protocol's; the app's Transfer-Encoding is ignored
     if status < 200:  # type: ignore[operator]
         raise AppProtocolError(f"informational status {status} in http.response.start")
-    if status in NO_BODY_STATUS:
+    content = status not in NO_BODY_STATUS
+    if not content:
         length = 0
     head = ResponseHead(status, tuple(kept), length, close,  # type: ignore[arg-type]
-                        frozenset(overridden) if overridden is not None else None)
+                        frozenset(overridden) if overridden is not None else None, content)
     if key is not None and small:
         remember(defaults.heads, key, head, _HEADS_MAX)
     return head

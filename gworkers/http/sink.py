@@ -46,24 +46,29 @@ class ResponseHead:
 
     ``headers`` are the app's fields minus the framing ones a protocol owns (Content-Length
     is kept, as the app declared it; Transfer-Encoding and Connection are removed);
-    ``length`` is the declared Content-Length or None; ``close`` is True when the app sent
+    ``length`` is the declared Content-Length or None; ``content`` is False for a status that
+    never carries content (204, 304: ``length`` is then 0); ``close`` is True when the app sent
     ``Connection: close`` (a protocol may honour it, HTTP/2 has no such thing); ``overridden``
     names the default headers (server, date, configured extras) the app sent itself.
 
     ``h1`` and ``h2`` are memos a protocol writer fills with its own encoding of the head on
-    first use (HTTP/1.1: the status line and the header lines); the stream never reads them.
+    first use (HTTP/1.1: the head's bytes up to its framing fields, valid for the default
+    fields ``h1_block``); the stream never reads them.
     """
 
-    __slots__ = ("close", "h1", "h2", "headers", "length", "overridden", "status")
+    __slots__ = ("close", "content", "h1", "h1_block", "h2", "headers", "length", "overridden",
+                 "status")
 
     def __init__(self, status: int, headers: tuple, length: int | None, close: bool,
-                 overridden: frozenset | None) -> None:
+                 overridden: frozenset | None, content: bool = True) -> None:
         self.status = status
         self.headers = headers
         self.length = length
+        self.content = content
         self.close = close
         self.overridden = overridden
-        self.h1: tuple[bytes, bytes] | None = None
+        self.h1: bytes | None = None
+        self.h1_block: bytes | None = None
         self.h2: object = None
 
 

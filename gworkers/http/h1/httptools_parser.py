@@ -320,21 +320,20 @@ class HttptoolsParser:
         self.upgraded = self.conn.on_request(
             parser.get_method(), self.url, parser.get_http_version(), self.headers, watched
         )
-        if self.upgraded:
-            return
+        if self.upgraded or len(watched) < 2:
+            return  # (a head whose only watched field is Host has no body and no upgrade)
         if len(watched) > 2 and parser.should_upgrade():
             # (an upgrade needs Host, Upgrade and Connection: most requests skip the call)
             # llhttp will stop at this head as if it had no body (the module docstring)
             self.untaken_body = _declared_body(watched)
             return
-        if len(watched) > 1:
-            # on_request accepted the framing: a Transfer-Encoding field means a chunked body
-            for name, _ in watched:
-                if name == b"transfer-encoding":
-                    state = self.read_state
-                    if state == _BETWEEN or state == _IN_HEAD and self.messages == self.read_messages:
-                        raise _Chunked  # its head's end can be found: the body is ours
-                    break
+        # on_request accepted the framing: a Transfer-Encoding field means a chunked body
+        for name, _ in watched:
+            if name == b"transfer-encoding":
+                state = self.read_state
+                if state == _BETWEEN or state == _IN_HEAD and self.messages == self.read_messages:
+                    raise _Chunked  # its head's end can be found: the body is ours
+                break
 
     def on_message_complete(self) -> None:
         self.url = b""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..sink import Headers, ResponseHead
+from ..stream import AWAITING_START
 from . import wire
 from .files import send_file
 
@@ -34,7 +35,7 @@ class ResponseWriter:
 
     # (declared by HTTPConnection)
     cycle: Any
-    held: bytes | None
+    held: bytes
     keep_alive: bool
     out: list | None
     out_size: int
@@ -47,10 +48,16 @@ class ResponseWriter:
             self.write(wire.informational(status, headers))
 
     def start(self, head: ResponseHead, has_body: bool, trailers: bool) -> None:
-        h1 = head.h1  # (status line, header lines), encoded once per cached head
-        if h1 is None:
-            h1 = head.h1 = (wire.status_line(head.status), wire.field_lines(head.headers))
-        line, lines = h1
+        defaults = self.defaults
+        fields = head.h1
+        if fields is None or head.h1_block is not defaults.block:
+            # The status line, the default fields (less those the app sent itself) and the app's
+            # fields, joined once per cached head and Date (a new block each second), not on
+            # every response: ~1,000 instructions less per response (plaintext benchmark).
+            block = head.h1_block = defaults.block
+            if head.overridden is not None:
+                block = defaults.without(head.overridden)
+            fields = head.h1 = wire.status_line(head.status) + block + wire.field_lines(head.headers)
         stream = self.cycle
         # the connection stays open unless draining, the app asked, or this is the last request
         # read and it allowed no other (a request parsed after it means it did)
@@ -77,9 +84,7 @@ class ResponseWriter:
         self.keep_alive = keep_alive
         self.out_chunked = chunked
         self.out_trailers = trailers
-        defaults = self.defaults
-        block = defaults.block if head.overridden is None else defaults.without(head.overridden)
-        self.held = line + block + lines + tail
+        self.held = fields + tail
 
     def body(self, data: bytes, more: bool) -> Any:
         held = self.held
@@ -126,7 +131,7 @@ class ResponseWriter:
     async def file(self, fd: int, offset: int, count: int, more: bool) -> int:
         chunked = self.out_chunked and count
         prefix = b"%x\r\n" % count if chunked else b""
-        held = self.held or b""
+        held = self.held
         self.held = b""
         if held or prefix:
             self.write(held + prefix)
@@ -166,7 +171,7 @@ class ResponseWriter:
         body), else close: a half-sent response cannot be mended."""
         answered = False
         if not self.closed:
-            if status is not None and (self.held is None or self.held):
+            if status is not None and (self.cycle.state is AWAITING_START or self.held):
                 self.write(wire.error_reply(status, block=self.defaults.block))
                 answered = True
             self.keep_alive = False
