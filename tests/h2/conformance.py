@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from h2.errors import ErrorCodes
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
@@ -170,3 +171,23 @@ def still_answered(server) -> None:
         raise AssertionError("a new connection was closed") from exc
     finally:
         conn.close()
+
+
+def corpus_tests(cases: list[Case], tls_ids: list[str]) -> tuple:
+    """A corpus file's three tests: every case on h2c, the named ones over TLS too (both
+    workers: the ``corpus_h2c``/``corpus_tls`` fixtures), and that case ids are unique."""
+    tls_cases = [c for c in cases if c.id in tls_ids]
+
+    @pytest.mark.parametrize("case", cases, ids=ids(cases))
+    def test_h2c(corpus_h2c, case: Case) -> None:
+        run_case(corpus_h2c, case)
+
+    @pytest.mark.parametrize("case", tls_cases, ids=ids(tls_cases))
+    def test_tls(corpus_tls, case: Case) -> None:
+        run_case(corpus_tls, case)
+
+    def test_cases_are_named_once() -> None:
+        assert len(set(ids(cases))) == len(cases)
+        assert set(tls_ids) <= set(ids(cases))
+
+    return test_h2c, test_tls, test_cases_are_named_once

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GunicornServer, wait_until, write_config_worker
+from tests.conftest import WORKERS, GunicornServer, wait_until, write_config_worker
 from tests.h2 import client as h2_client
 
 H2_KWARGS = {"http_protocols": "h2,h1", "http2_cleartext": "both"}
@@ -75,6 +75,18 @@ def start_module_h2(start_module_server, tls_files,
                                    tls=tls_files if tls else None)
 
     return start
+
+
+@pytest.fixture(scope="module", params=WORKERS)
+def corpus_h2c(request, start_module_h2) -> GunicornServer:
+    """The conformance corpus's h2c server, one per worker class and module."""
+    return start_module_h2(request.param)
+
+
+@pytest.fixture(scope="module", params=WORKERS)
+def corpus_tls(request, start_module_h2) -> GunicornServer:
+    """The conformance corpus's TLS (ALPN h2) server, one per worker class and module."""
+    return start_module_h2(request.param, tls=True)
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,10 @@ h2c, a few over TLS. The case list follows h2spec's "generic" 5 and "hpack" grou
 
 from __future__ import annotations
 
-import pytest
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 
-from tests.conftest import WORKERS
-from tests.h2.conformance import Case, E, answered, conn_error, ids, run_case
+from tests.h2.conformance import Case, E, answered, conn_error, corpus_tests
 from tests.h2.rawframes import END_HEADERS, END_STREAM, HEADERS, RawH2, frame
 
 _huffman = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH).encode
@@ -93,27 +91,4 @@ CASES = [
 TLS_CASES = ["6.2.1/new-name-huffman", "5.2/huffman-eos"]
 
 
-@pytest.fixture(scope="module", params=WORKERS)
-def h2c_server(request, start_module_h2):
-    return start_module_h2(request.param)
-
-
-@pytest.fixture(scope="module", params=WORKERS)
-def tls_server(request, start_module_h2):
-    return start_module_h2(request.param, tls=True)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_hpack(h2c_server, case: Case):
-    run_case(h2c_server, case)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.id in TLS_CASES],
-                         ids=[i for i in ids(CASES) if i in TLS_CASES])
-def test_hpack_over_tls(tls_server, case: Case):
-    run_case(tls_server, case)
-
-
-def test_cases_are_named_once():
-    assert len(set(ids(CASES))) == len(CASES)
-    assert set(TLS_CASES) <= set(ids(CASES))
+test_hpack, test_hpack_over_tls, test_cases_are_named_once = corpus_tests(CASES, TLS_CASES)

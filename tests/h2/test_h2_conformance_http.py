@@ -6,17 +6,14 @@ h2spec's "generic" 4 and "http2" 8 groups (see conformance.py for the outcomes).
 
 from __future__ import annotations
 
-import pytest
 from hyperframe.frame import DataFrame
 
-from tests.conftest import WORKERS
 from tests.h2.conformance import (
     Case,
     E,
     answered,
-    ids,
+    corpus_tests,
     request_fields,
-    run_case,
     stream_error,
     stream_or_conn,
 )
@@ -170,27 +167,4 @@ TLS_CASES = ["8.1/post-with-trailers", "8.1.1/content-length-more-than-data",
              "8.3/pseudo-header-after-regular"]
 
 
-@pytest.fixture(scope="module", params=WORKERS)
-def h2c_server(request, start_module_h2):
-    return start_module_h2(request.param)
-
-
-@pytest.fixture(scope="module", params=WORKERS)
-def tls_server(request, start_module_h2):
-    return start_module_h2(request.param, tls=True)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_http(h2c_server, case: Case):
-    run_case(h2c_server, case)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.id in TLS_CASES],
-                         ids=[i for i in ids(CASES) if i in TLS_CASES])
-def test_http_over_tls(tls_server, case: Case):
-    run_case(tls_server, case)
-
-
-def test_cases_are_named_once():
-    assert len(set(ids(CASES))) == len(CASES)
-    assert set(TLS_CASES) <= set(ids(CASES))
+test_http, test_http_over_tls, test_cases_are_named_once = corpus_tests(CASES, TLS_CASES)

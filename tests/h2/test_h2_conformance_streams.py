@@ -5,20 +5,17 @@ h2spec's (see conformance.py for the outcomes)."""
 
 from __future__ import annotations
 
-import pytest
 from hyperframe.frame import DataFrame, HeadersFrame, RstStreamFrame, SettingsFrame
 
-from tests.conftest import WORKERS
 from tests.h2.conformance import (
     Case,
     E,
     answered,
     conn_error,
-    ids,
+    corpus_tests,
     ignored,
     ping_or_close,
     request_fields,
-    run_case,
     stream_error,
     stream_or_conn,
 )
@@ -224,27 +221,4 @@ TLS_CASES = ["5.1/half-closed-data", "5.1.2/over-max-concurrent-streams",
              "6.9.2/negative-window"]
 
 
-@pytest.fixture(scope="module", params=WORKERS)
-def h2c_server(request, start_module_h2):
-    return start_module_h2(request.param)
-
-
-@pytest.fixture(scope="module", params=WORKERS)
-def tls_server(request, start_module_h2):
-    return start_module_h2(request.param, tls=True)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_streams(h2c_server, case: Case):
-    run_case(h2c_server, case)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.id in TLS_CASES],
-                         ids=[i for i in ids(CASES) if i in TLS_CASES])
-def test_streams_over_tls(tls_server, case: Case):
-    run_case(tls_server, case)
-
-
-def test_cases_are_named_once():
-    assert len(set(ids(CASES))) == len(CASES)
-    assert set(TLS_CASES) <= set(ids(CASES))
+test_streams, test_streams_over_tls, test_cases_are_named_once = corpus_tests(CASES, TLS_CASES)
