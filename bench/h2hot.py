@@ -16,7 +16,6 @@ Both variants run the same HTTP/2 code (http/h2/); they differ by loop (uvloop o
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import pstats
 import statistics
@@ -26,7 +25,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from hyperframe.frame import SettingsFrame, WindowUpdateFrame
 
-from bench.hotpath import FakeTransport, new_loop
+from bench.hotpath import FakeTransport, new_loop, responses_reach
 
 CONNS = 16
 BODY = b"b" * 4096
@@ -98,12 +97,7 @@ async def drive(protos, counter, feeds: list[list[bytes]], start: int, count: in
         for proto, conn_feeds in zip(protos, feeds, strict=True):
             proto.data_received(conn_feeds[i])
         target += per_feed * len(protos)
-        spins = 0
-        while counter[0] < target:
-            await asyncio.sleep(0)
-            spins += 1
-            if spins > 1000:
-                raise RuntimeError(f"responses missing: {counter[0]} of {target}")
+        await responses_reach(counter, target)
 
 
 def run(variant: str, workload: str, streams: int, requests: int, profile: bool = False) -> float:

@@ -261,13 +261,18 @@ async def drive(protos, counter, data: bytes, per_feed: int, iterations: int) ->
         for proto in protos:
             proto.data_received(data)
         target += per_feed * len(protos)
-        spins = 0
-        while counter[0] < target:
-            await asyncio.sleep(0)
-            spins += 1
-            if spins > 1000:
-                raise RuntimeError(f"responses missing: {counter[0]} of {target}")
+        await responses_reach(counter, target)
     return target
+
+
+async def responses_reach(counter: list, target: int) -> None:
+    """Let the loop run until the fake transports have counted ``target`` responses."""
+    spins = 0
+    while counter[0] < target:
+        await asyncio.sleep(0)
+        spins += 1
+        if spins > 1000:
+            raise RuntimeError(f"responses missing: {counter[0]} of {target}")
 
 
 def teardown(protos, loop) -> None:
