@@ -392,6 +392,11 @@ class Worker(_GunicornWorker):
     def _on_max_requests(self) -> None:
         self.log.info("Autorestarting worker after current request.")
         self.alive = False
+        if self.server is not None:
+            # stop accepting now, not when the drain closes the listeners a few loop passes
+            # later: a client that connects right after the last response (seen on a loaded
+            # box) is the next worker's, or max_requests would be exceeded
+            self.server.stop_accepting()
         self._stop()
 
     def _heartbeat(self) -> None:
