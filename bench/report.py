@@ -95,8 +95,11 @@ def versions(python: str) -> str:
             "    try:\n        return m.version(n)\n    except Exception:\n        return '-'\n"
             "print(', '.join(f'{n} {v(n)}' for n in names) + ', CPython ' + platform.python_version())\n")
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False).stdout.strip()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
-                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=False, cwd=Path(__file__).resolve().parent).stdout.strip()
+    except OSError:  # no git (the interpreters' chroots in .ci/pythons): the versions still print
+        commit = ""
     if commit:  # the servers import this checkout (PYTHONPATH), whatever the venv has installed
         out = f"gworkers checkout {commit}, {out}"
     return (f"{out}, {_tool_version(['wrk', '--version'])}, {_tool_version(['h2load', '--version'])}, "
