@@ -33,8 +33,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from h2.errors import ErrorCodes
-
 from ...context import WorkerContext
 from ...errors import ProtocolError
 from ...flow import WriteFlow, transport_addresses
@@ -42,6 +40,7 @@ from ..h1.limits import Limits
 from ..stream import AWAITING_START, HTTPStream
 from .core import H2Core
 from .deadlines import check_streams
+from .frames import ErrorCodes
 from .replies import answer, with_defaults
 from .request import Malformed, Request, read_request
 from .scope import http_scope

@@ -1,119 +1,76 @@
-"""The HTTP/2 connection without I/O: h2's state machine plus our settings and limits.
+"""The HTTP/2 server connection without I/O (RFC 9113): frames in, calls on a handler out.
 
-``H2Core`` owns one ``h2.connection.H2Connection``. Bytes go in with ``receive``; what they
-mean comes out as calls on a ``handler`` (the asyncio connection): ``request``, ``data``,
-``end``, ``reset``, ``malformed``, ``window``, ``peer_goaway``, ``terminated``. What we answer
-goes in through the send methods and leaves with ``data_to_send``. Nothing here touches a
-socket, a loop or a task, so the protocol rules can be driven by plain calls.
+``H2Core`` is fed bytes with ``receive``; what they mean comes out as calls on a ``handler``
+(the asyncio connection): ``request``, ``data``, ``end``, ``malformed``, ``reset``, ``window``,
+``peer_goaway``, ``terminated``. What we answer goes in through the send methods and leaves
+with ``data_to_send``. Nothing here touches a socket, a loop or a task.
 
-Decisions made here, and why:
+Why our own state machine and not the ``h2`` package's: h2 spent three quarters of a request's
+CPU (frame objects, an event object per happening, a generic state table, HPACK with logging);
+this reads each frame header with one ``struct`` call and acts on it in place. The streams
+module (``streams.py``) keeps what a stream is; the HPACK codec is ``hpack_codec.py``.
 
-* Our SETTINGS go out in the preface and apply at once (h2 would otherwise wait for the ACK).
-  SETTINGS_MAX_CONCURRENT_STREAMS is advertised, but h2 is told no limit: h2 answers a stream
-  over the limit with a connection error (GOAWAY), RFC 9113 5.1.2 allows the stream error
-  REFUSED_STREAM, which the handler gives (counting open streams, and app calls still running
-  apart, so a stream the client reset early still counts until its app call returns: the
-  rapid-reset defence).
-* Request headers are validated by us (``request.py``), not by h2: a malformed request is a
-  stream error (RFC 9113 8.1.1), h2 makes it a connection error, and one pass is cheaper.
+Decisions, and why:
+
+* Our SETTINGS go out in the preface and apply at once, except that until the client has
+  acknowledged them a new stream may receive the default 65,535 bytes (what the client may
+  assume until then). SETTINGS_MAX_CONCURRENT_STREAMS is the handler's to enforce
+  (REFUSED_STREAM, RFC 9113 5.1.2).
 * Inbound flow control is by hand: a stream's window opens when the app has read the bytes
   (``open_window``), so an unread upload stalls that stream only; the connection window is
   large and reopened as bytes arrive (the stream windows already bound what is buffered).
-* A graceful GOAWAY (drain) is written as a frame beside h2: h2's ``close_connection`` would
-  refuse every frame after it, including the rest of the streams we still answer.
-* Where h2 reads RFC 9113 otherwise, ``ServerConnection`` corrects it (see its docstring): a
-  client's GOAWAY, HPACK errors, and a request's content-length (counted by the connection).
+* Frames on a stream we reset are ignored (5.1: they may be in flight); on a stream closed
+  otherwise, DATA and HEADERS are a stream error STREAM_CLOSED. The recent closed streams are
+  remembered for this (``streams.ClosedStreams``); an older one is taken as closed.
+* A frame that provokes a RST_STREAM counts against the flood budget, as control frames do:
+  a client cannot make us write frames without bound (MadeYouReset, CVE-2025-8671).
+* A header block is capped at SETTINGS_MAX_HEADER_LIST_SIZE while it arrives, before it is
+  decoded (CONTINUATION flood, CVE-2024-27316: an encoded block is never larger than its list).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Protocol
 
-from h2.config import H2Configuration
-from h2.connection import H2Connection
-from h2.errors import ErrorCodes
-from h2.events import (
-    ConnectionTerminated,
-    DataReceived,
-    RemoteSettingsChanged,
-    RequestReceived,
-    StreamEnded,
-    StreamReset,
-    TrailersReceived,
-    WindowUpdated,
+from .frames import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEAD,
+    HEADERS,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY,
+    PRIORITY_FLAG,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    ErrorCodes,
+    Flood,
+    FloodBudget,
+    FrameError,
+    StreamError,
+    frame,
+    frame_head,
+    goaway,
+    rst_stream,
+    window_update,
 )
-from h2.exceptions import ProtocolError as H2ProtocolError
-from h2.exceptions import StreamClosedError
-from h2.settings import SettingCodes, Settings
-from hpack import HPACKError
-from hyperframe.frame import GoAwayFrame
-
-from .frames import FrameError, FrameGuard
+from .hpack_codec import Decoder, Encoder, HeaderListTooLarge, HPACKError
 from .request import Malformed, check_trailers
+from .settings import PeerSettings, local_settings
+from .streams import RESET_BY_US, ClosedStreams, Stream
 
 # The connection-level receive window we keep open (the stream windows bound what is buffered).
 CONNECTION_WINDOW = 16 * 1024 * 1024
-# Frames bringing no request or body a connection may send per second (frames.py).
+# Frames bringing no request or body a connection may send per second (frames.FloodBudget).
 FLOOD_BUDGET = 1000
-_NO_LIMIT = 2**31 - 1
-
-
-class CompressionError(H2ProtocolError):
-    """A header block that does not decode (RFC 9113 4.3: COMPRESSION_ERROR)."""
-
-    error_code = ErrorCodes.COMPRESSION_ERROR
-
-
-class ServerConnection(H2Connection):
-    """h2's connection, where three of its readings of RFC 9113 are corrected:
-
-    * A client's GOAWAY (6.8) names the last stream *we* opened; the client's own streams go
-      on, and their frames with them (DATA, WINDOW_UPDATE, PING ...). h2 closes its state
-      machine and drops what it had queued, so the responses still owed could not be sent
-      and every later frame of the client would be a PROTOCOL_ERROR.
-    * A header block that does not decode is a COMPRESSION_ERROR (4.3); h2 says
-      PROTOCOL_ERROR.
-    * A request whose content-length differs from its DATA is malformed (8.1.1), a stream
-      error; h2 makes it a connection error. The connection counts it (connection.py), so
-      h2's count is switched off for each request.
-
-    And one of its costs is cut: on each new stream h2 counts the open streams (walking them
-    all, and dropping the closed ones as it goes) to check SETTINGS_MAX_CONCURRENT_STREAMS;
-    h2 is told no limit here (the handler enforces ours), so only the dropping matters, and it
-    is done once the streams held have doubled: O(1) a stream instead of O(open streams), 8%
-    of a request at 100 streams per connection (bench/h2hot.py --profile).
-    """
-
-    _since_prune = 0
-
-    @property
-    def open_inbound_streams(self) -> int:
-        self._since_prune += 1
-        if self._since_prune > len(self.streams) // 2:
-            self._since_prune = 0
-            return self._open_streams(0)
-        return 0  # (compared with no limit: never refuses)
-
-    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list, list]:
-        event = ConnectionTerminated()
-        event.error_code = frame.error_code
-        event.last_stream_id = frame.last_stream_id
-        event.additional_data = frame.additional_data or None
-        return [], [event]
-
-    def _receive_headers_frame(self, frame: Any) -> tuple[list, list]:
-        try:
-            frames, events = super()._receive_headers_frame(frame)
-        except H2ProtocolError as exc:
-            # (an HPACK bomb is h2's DenialOfServiceError: ENHANCE_YOUR_CALM stays)
-            if type(exc) is H2ProtocolError \
-                    and isinstance(exc.__cause__, HPACKError | IndexError | TypeError):
-                raise CompressionError(str(exc)) from exc.__cause__
-            raise
-        stream = self.streams.get(frame.stream_id)
-        if stream is not None:
-            stream._expected_content_length = None  # counted by the connection instead
-        return frames, events
+_E = ErrorCodes
 
 
 class Handler(Protocol):
@@ -139,118 +96,380 @@ class Handler(Protocol):
 class H2Core:
     """One HTTP/2 server connection's protocol state (see the module docstring)."""
 
-    __slots__ = ("closed", "conn", "conn_unacked", "draining", "guard", "handler", "last_stream",
-                 "written")
+    __slots__ = ("acked", "block", "block_limit", "budget", "buffer", "closed", "closed_streams",
+                 "conn_unacked", "decoder", "draining", "encoder", "handler", "last_stream",
+                 "local", "max_frame", "need", "out", "peer", "preface", "recv_window",
+                 "send_window", "streams", "tail")
 
     def __init__(self, config: Any, handler: Handler) -> None:
         self.handler = handler
-        conn = self.conn = ServerConnection(H2Configuration(
-            client_side=False, header_encoding=None,
-            validate_inbound_headers=False, normalize_inbound_headers=False,
-            validate_outbound_headers=False, normalize_outbound_headers=False,
-        ))
-        advertised = {
-            SettingCodes.MAX_CONCURRENT_STREAMS: config.http2_max_concurrent_streams,
-            SettingCodes.INITIAL_WINDOW_SIZE: config.http2_initial_window_size,
-            SettingCodes.MAX_FRAME_SIZE: config.http2_max_frame_size,
-            SettingCodes.MAX_HEADER_LIST_SIZE: config.http2_max_header_list_size,
-            # RFC 8441: WebSockets by extended CONNECT (websocket.py)
-            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
-        }
-        conn.local_settings = Settings(client=False, initial_values=advertised)
-        conn.max_inbound_frame_size = config.http2_max_frame_size
-        conn.decoder.max_header_list_size = config.http2_max_header_list_size
-        self.guard = FrameGuard(config.http2_max_header_list_size, FLOOD_BUDGET)
+        self.local = local_settings(config)
+        self.max_frame = config.http2_max_frame_size  # the largest frame we take
+        self.block_limit = config.http2_max_header_list_size
+        self.decoder = Decoder(config.http2_max_header_list_size)
+        self.encoder = Encoder()
+        self.peer = PeerSettings()
+        self.budget = FloodBudget(FLOOD_BUDGET)
+        self.streams: dict[int, Stream] = {}
+        self.closed_streams = ClosedStreams()
+        self.last_stream = 0  # the highest stream id the client opened (GOAWAY's last id)
+        self.send_window = self.recv_window = 65535  # the connection's windows
         self.conn_unacked = 0
+        self.acked = False  # the client acknowledged our SETTINGS
+        self.preface = True  # the client preface is still to come
+        self.block: list | None = None  # a header block under way: [id, end, parts, size]
+        self.buffer: bytearray | None = None  # the start of a frame not yet whole
+        self.need = 0  # bytes ``buffer`` must reach before it is read
+        self.out: list = []  # frames to write, in order
+        self.tail = b""  # the last GOAWAY of a quick exit, after everything else
         self.draining = False
         self.closed = False
-        self.last_stream = 0  # the highest stream id answered (GOAWAY's last stream id)
-        self.written = b""  # frames we serialised ourselves (the drain's GOAWAY)
 
     # ------------------------------------------------------------------ start
     def initiate(self, upgrade_settings: bytes | None = None) -> None:
         """Our preface (SETTINGS), then a connection window wider than the default 64 KiB.
 
         ``upgrade_settings``: the HTTP2-Settings of an ``Upgrade: h2c`` request, whose request
-        becomes stream 1 (half closed: its body, if any, came over HTTP/1.1).
+        becomes stream 1 (half closed: its body, if any, came over HTTP/1.1). The 101 answer
+        acknowledges them (RFC 7540 3.2.1): no SETTINGS ACK.
         """
-        conn = self.conn
-        if upgrade_settings is not None:
-            conn.initiate_upgrade_connection(upgrade_settings)
-        else:
-            conn.initiate_connection()
-        # h2 counts every stream against this; the advertised limit is enforced by the handler
-        conn.local_settings = Settings(client=False, initial_values={
-            **dict(conn.local_settings.items()),
-            SettingCodes.MAX_CONCURRENT_STREAMS: _NO_LIMIT,
-        })
-        conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+        self.out.append(self.local.frame + window_update(0, CONNECTION_WINDOW - 65535))
+        self.recv_window = CONNECTION_WINDOW
+        if upgrade_settings is None:
+            return
+        raw = base64.urlsafe_b64decode(upgrade_settings + b"=" * (-len(upgrade_settings) % 4))
+        try:
+            self.peer.apply(raw, self.encoder)
+        except FrameError as exc:
+            self.terminate(exc.code, str(exc))
+            return
+        self.streams[1] = Stream(self.peer.initial_window, self._receive_window_now(), False)
+        self.last_stream = 1
 
     # ------------------------------------------------------------------ receive
     def receive(self, data: bytes) -> None:
         """Feed bytes; the handler hears what they mean. Errors end the connection here."""
         if self.closed:
             return
+        buffer = self.buffer
+        if buffer is not None:
+            buffer += data
+            if len(buffer) < self.need:
+                return
+            data = bytes(buffer)
+            self.buffer = None
         try:
-            self.guard.feed(data)
-            events = self.conn.receive_data(data)
+            if self.preface:
+                data = self._preface(data)
+                if not data:
+                    return
+            self._frames(data)
         except FrameError as exc:
             self.terminate(exc.code, str(exc))
             return
-        except H2ProtocolError as exc:
-            # h2 has queued its GOAWAY with the error's code
-            self.closed = True
-            self.handler.terminated(int(getattr(exc, "error_code", 1) or 1), str(exc))
-            return
-        handler = self.handler
-        for event in events:
-            kind = type(event)
-            if kind is DataReceived:
-                size = event.flow_controlled_length
-                self.conn_unacked += size
-                handler.data(event.stream_id, event.data, size)
-            elif kind is RequestReceived:
-                stream_id = event.stream_id
-                self.last_stream = stream_id
-                handler.request(stream_id, event.headers, event.stream_ended is not None)
-            elif kind is StreamEnded:
-                handler.end(event.stream_id)
-            elif kind is TrailersReceived:  # checked (RFC 9113 8.1), not passed on (ASGI
-                try:  # has no request trailers)
-                    check_trailers(event.headers)
-                except Malformed as exc:
-                    handler.malformed(event.stream_id, str(exc))
-            elif kind is StreamReset:
-                handler.reset(event.stream_id, int(event.error_code or 0))
-            elif kind is WindowUpdated:
-                handler.window(event.stream_id)
-            elif kind is RemoteSettingsChanged:
-                if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
-                    handler.window(0)
-            elif kind is ConnectionTerminated:
-                handler.peer_goaway(int(event.error_code or 0))
-            if self.closed:
-                return
-        if self.conn_unacked >= CONNECTION_WINDOW // 2:
-            self.conn.increment_flow_control_window(self.conn_unacked)
+        if self.conn_unacked >= CONNECTION_WINDOW // 2 and not self.closed:
+            self.out.append(window_update(0, self.conn_unacked))
+            self.recv_window += self.conn_unacked
             self.conn_unacked = 0
 
+    def _preface(self, data: bytes) -> bytes:
+        """The client preface and the header of the frame after it, which must be SETTINGS
+        (RFC 9113 3.4): both are waited for, so the check is made once, here."""
+        if not PREFACE.startswith(data[:len(PREFACE)]):
+            raise FrameError("invalid connection preface")
+        if len(data) < len(PREFACE) + 9:
+            self.buffer, self.need = bytearray(data), len(PREFACE) + 9
+            return b""
+        if data[len(PREFACE) + 3] != SETTINGS:
+            raise FrameError("the client preface is not followed by SETTINGS")
+        self.preface = False
+        return data[len(PREFACE):]
+
+    def _frames(self, data: bytes) -> None:
+        """Every whole frame in ``data``; the start of the next one waits in ``buffer``."""
+        pos, end = 0, len(data)
+        head = HEAD.unpack_from
+        while end - pos >= 9:
+            high, low, kind, flags, stream_id = head(data, pos)
+            length = high << 8 | low
+            if length > self.max_frame:
+                raise FrameError("frame larger than SETTINGS_MAX_FRAME_SIZE", _E.FRAME_SIZE_ERROR)
+            start = pos + 9
+            if start + length > end:
+                self.buffer, self.need = bytearray(data[pos:]), 9 + length
+                return
+            pos = start + length
+            stream_id &= 0x7FFFFFFF
+            try:
+                if kind == HEADERS and self.block is None:
+                    self._headers(flags, stream_id, data[start:pos])
+                elif kind == DATA and self.block is None:
+                    self._data(flags, stream_id, data[start:pos], length)
+                else:
+                    self._other(kind, flags, stream_id, data[start:pos])
+            except StreamError as exc:
+                self._stream_error(stream_id, exc)
+            if self.closed:
+                return
+        if pos < end:
+            self.buffer, self.need = bytearray(data[pos:]), 9
+
+    def _other(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+        """Every frame but a HEADERS or DATA outside a header block."""
+        if kind == CONTINUATION:
+            self._continuation(flags, stream_id, payload)
+            return
+        if self.block is not None:
+            raise FrameError("a frame other than CONTINUATION inside a header block (6.10)")
+        if kind == WINDOW_UPDATE:
+            self._window_update(stream_id, payload)
+            return
+        self.budget.idle()
+        if kind == SETTINGS:
+            self._settings(flags, stream_id, payload)
+        elif kind == PING:
+            if stream_id:
+                raise FrameError("PING on a stream")
+            if len(payload) != 8:
+                raise FrameError("PING payload not 8 bytes", _E.FRAME_SIZE_ERROR)
+            if not flags & ACK:
+                self.out.append(frame(PING, ACK, 0, payload))
+        elif kind == RST_STREAM:
+            self._rst_stream(stream_id, payload)
+        elif kind == PRIORITY:
+            if not stream_id:
+                raise FrameError("PRIORITY on stream 0")
+            if len(payload) != 5:
+                raise FrameError("PRIORITY payload not 5 bytes", _E.FRAME_SIZE_ERROR)
+            if int.from_bytes(payload[:4], "big") & 0x7FFFFFFF == stream_id:
+                raise FrameError("a stream depends on itself (5.3.1)")
+        elif kind == GOAWAY:
+            if stream_id:
+                raise FrameError("GOAWAY on a stream")
+            if len(payload) < 8:
+                raise FrameError("GOAWAY shorter than 8 bytes", _E.FRAME_SIZE_ERROR)
+            self.handler.peer_goaway(int.from_bytes(payload[4:8], "big"))
+        elif kind <= CONTINUATION:  # PUSH_PROMISE (other types are ignored: 5.5)
+            raise FrameError("PUSH_PROMISE from a client (8.4)")
+
+    # ------------------------------------------------------------------ request streams
+    def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if not stream_id:
+            raise FrameError("HEADERS on stream 0")
+        start, stop = 0, len(payload)
+        depends_on_itself = False
+        if flags & (PADDED | PRIORITY_FLAG):
+            if flags & PADDED:
+                if not stop:
+                    raise FrameError("HEADERS too short for its padding")
+                start, stop = 1, stop - payload[0]
+            if flags & PRIORITY_FLAG:
+                dependency = int.from_bytes(payload[start:start + 4], "big") & 0x7FFFFFFF
+                depends_on_itself = dependency == stream_id
+                start += 5
+            if stop < start:
+                raise FrameError("HEADERS padding longer than the frame")
+            payload = payload[start:stop]
+        if len(payload) > self.block_limit:
+            raise Flood("header block larger than the header list size limit")
+        if flags & END_HEADERS:
+            self._header_block(stream_id, payload, flags & END_STREAM, depends_on_itself)
+        else:
+            self.block = [stream_id, flags & END_STREAM, [payload], len(payload),
+                          depends_on_itself]
+
+    def _continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
+        block = self.block
+        if block is None or block[0] != stream_id:
+            raise FrameError("CONTINUATION not continuing this stream's header block (6.10)")
+        block[3] += len(payload)
+        if block[3] > self.block_limit:
+            raise Flood("header block larger than the header list size limit")
+        if not payload and not flags & END_HEADERS:
+            self.budget.idle()
+        block[2].append(payload)
+        if flags & END_HEADERS:
+            self.block = None
+            self._header_block(stream_id, b"".join(block[2]), block[1], block[4])
+
+    def _header_block(self, stream_id: int, block: bytes, end: int, self_dependent: bool) -> None:
+        """A whole header block: a request, trailers, or a frame on a stream not open."""
+        if not stream_id & 1:
+            raise FrameError("HEADERS on a stream id a client may not open (5.1.1)")
+        try:
+            fields = self.decoder.decode(block)  # (first: the table must follow every block)
+        except HPACKError as exc:
+            raise FrameError(str(exc), _E.COMPRESSION_ERROR) from None
+        except HeaderListTooLarge as exc:
+            raise Flood(str(exc)) from None
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            self._trailers(stream_id, stream, fields, end)
+            return
+        if stream_id <= self.last_stream:
+            if self.closed_streams.get(stream_id) is None:
+                raise FrameError("HEADERS on a stream id lower than one already opened (5.1.1)")
+            self._not_open(stream_id, None, "HEADERS")
+            return
+        self.last_stream = stream_id
+        if self_dependent:
+            raise StreamError("a stream depends on itself (5.3.1)", _E.PROTOCOL_ERROR)
+        self.streams[stream_id] = Stream(self.peer.initial_window, self._receive_window_now(),
+                                         not end)
+        self.handler.request(stream_id, fields, bool(end))
+
+    def _trailers(self, stream_id: int, stream: Stream, fields: list, end: int) -> None:
+        if not stream.remote_open:
+            raise StreamError("HEADERS on a half-closed stream", _E.STREAM_CLOSED)
+        if not end:
+            raise StreamError("trailers without END_STREAM (8.1)", _E.PROTOCOL_ERROR)
+        try:
+            check_trailers(fields)
+        except Malformed as exc:
+            self.handler.malformed(stream_id, str(exc))
+            self.reset(stream_id, _E.PROTOCOL_ERROR)  # (if the handler has not)
+            return
+        self._remote_end(stream_id, stream)
+
+    def _data(self, flags: int, stream_id: int, payload: bytes, length: int) -> None:
+        if not stream_id:
+            raise FrameError("DATA on stream 0")
+        self.recv_window -= length
+        if self.recv_window < 0:
+            raise FrameError("DATA past the connection's window", _E.FLOW_CONTROL_ERROR)
+        self.conn_unacked += length
+        if flags & PADDED:
+            if not length or payload[0] >= length:
+                raise FrameError("DATA padding longer than the frame")
+            payload = payload[1:length - payload[0]]
+        elif not length and not flags & END_STREAM:
+            self.budget.idle()
+        stream = self.streams.get(stream_id)
+        if stream is None or not stream.remote_open:
+            self._not_open(stream_id, stream, "DATA")
+            return
+        stream.recv_window -= length
+        if stream.recv_window < 0:
+            raise StreamError("DATA past the stream's window", _E.FLOW_CONTROL_ERROR)
+        if length:
+            self.handler.data(stream_id, payload, length)
+        if flags & END_STREAM and self.streams.get(stream_id) is stream:
+            self._remote_end(stream_id, stream)
+
+    def _remote_end(self, stream_id: int, stream: Stream) -> None:
+        stream.remote_open = False
+        self.handler.end(stream_id)
+        if not stream.local_open and self.streams.get(stream_id) is stream:
+            del self.streams[stream_id]
+            self.closed_streams.add(stream_id, 0)
+
+    def _not_open(self, stream_id: int, stream: Stream | None, what: str) -> None:
+        """DATA or HEADERS on a stream the client may not send it on (RFC 9113 5.1)."""
+        if stream is not None:
+            raise StreamError(f"{what} on a half-closed stream", _E.STREAM_CLOSED)
+        if stream_id > self.last_stream:
+            raise FrameError(f"{what} on an idle stream")
+        if self.closed_streams.get(stream_id) != RESET_BY_US:
+            raise StreamError(f"{what} on a closed stream", _E.STREAM_CLOSED)
+
+    def _rst_stream(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise FrameError("RST_STREAM payload not 4 bytes", _E.FRAME_SIZE_ERROR)
+        if not stream_id or stream_id > self.last_stream:
+            raise FrameError("RST_STREAM on stream 0 or an idle stream")
+        if self.streams.pop(stream_id, None) is not None:
+            self.closed_streams.add(stream_id, 0)
+            self.handler.reset(stream_id, int.from_bytes(payload, "big"))
+
+    def _stream_error(self, stream_id: int, exc: StreamError) -> None:
+        """RST_STREAM with the error's code; the handler hears of a stream that was open."""
+        self.budget.idle()  # (raises Flood: handled by ``receive``)
+        self.out.append(rst_stream(stream_id, exc.code))
+        self.closed_streams.add(stream_id, RESET_BY_US)
+        if self.streams.pop(stream_id, None) is not None:
+            self.handler.reset(stream_id, exc.code)
+
+    def _receive_window_now(self) -> int:
+        """A new stream's receive window: until our SETTINGS are acknowledged the client may
+        assume the default."""
+        window = self.local.initial_window
+        return window if self.acked or window >= 65535 else 65535
+
+    # ------------------------------------------------------------------ connection frames
+    def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id:
+            raise FrameError("SETTINGS on a stream")
+        if flags & ACK:
+            if payload:
+                raise FrameError("SETTINGS acknowledgement with a payload", _E.FRAME_SIZE_ERROR)
+            self.acked = True
+            return
+        delta = self.peer.apply(payload, self.encoder)
+        if delta:
+            for stream in self.streams.values():
+                stream.send_window += delta
+                if stream.send_window > 2**31 - 1:
+                    raise FrameError("SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window",
+                                     _E.FLOW_CONTROL_ERROR)
+        self.out.append(frame(SETTINGS, ACK, 0))
+        if delta is not None:
+            self.handler.window(0)
+
+    def _window_update(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise FrameError("WINDOW_UPDATE payload not 4 bytes", _E.FRAME_SIZE_ERROR)
+        self.budget.window_update()
+        increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+        if not stream_id:
+            if not increment:
+                raise FrameError("WINDOW_UPDATE of 0 on the connection")
+            self.send_window += increment
+            if self.send_window > 2**31 - 1:
+                raise FrameError("the connection's window past 2^31-1", _E.FLOW_CONTROL_ERROR)
+            self.handler.window(0)
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            if stream_id > self.last_stream:
+                raise FrameError("WINDOW_UPDATE on an idle stream")
+            return  # a closed stream: ignored
+        if not increment:
+            raise StreamError("WINDOW_UPDATE of 0", _E.PROTOCOL_ERROR)
+        stream.send_window += increment
+        if stream.send_window > 2**31 - 1:
+            raise StreamError("a stream's window past 2^31-1", _E.FLOW_CONTROL_ERROR)
+        self.handler.window(stream_id)
+
     def new_budget_window(self) -> None:
-        self.guard.new_window()
+        self.budget.new_window()
 
     # ------------------------------------------------------------------ send
     def data_to_send(self) -> bytes:
-        data = self.conn.data_to_send()
-        if self.written:
-            data, self.written = data + self.written, b""
+        out = self.out
+        data = b"".join(out) if out else b""
+        out.clear()
+        if self.tail:
+            data, self.tail = data + self.tail, b""
         return data
 
     def send_headers(self, stream_id: int, headers: list, end: bool) -> bool:
-        """False when the stream is already closed (the peer reset it)."""
-        try:
-            self.conn.send_headers(stream_id, headers, end_stream=end)
-        except (StreamClosedError, H2ProtocolError):
+        """False when the stream is closed on our side (the peer reset it)."""
+        stream = self.streams.get(stream_id)
+        if stream is None or not stream.local_open:
             return False
+        block = self.encoder.encode(headers)
+        size = len(block)
+        limit = self.peer.max_frame
+        flags = END_STREAM if end else 0
+        if size <= limit:
+            self.out.append(frame(HEADERS, flags | END_HEADERS, stream_id, block))
+        else:  # a block larger than a frame: HEADERS, then CONTINUATION frames
+            self.out.append(frame(HEADERS, flags, stream_id, block[:limit]))
+            for pos in range(limit, size, limit):
+                last = END_HEADERS if pos + limit >= size else 0
+                self.out.append(frame(CONTINUATION, last, stream_id, block[pos:pos + limit]))
+        if end:
+            self._local_end(stream_id, stream)
         return True
 
     def send_data(self, stream_id: int, data: bytes, end: bool) -> bytes | None:
@@ -259,91 +478,103 @@ class H2Core:
         Returns the bytes left over (b"" when all left; ``end`` is then on the last frame), or
         None when the stream is closed.
         """
-        conn = self.conn
-        frames = 0
-        try:
-            while True:
-                window = conn.local_flow_control_window(stream_id)
-                size = len(data)
-                if size <= window and size <= conn.max_outbound_frame_size:
-                    conn.send_data(stream_id, data, end_stream=end)
-                    self.guard.data_sent(frames + 1)
-                    return b""
-                n = min(window, conn.max_outbound_frame_size)
-                if n <= 0:
-                    self.guard.data_sent(frames)
-                    return data
-                conn.send_data(stream_id, data[:n])
-                frames += 1
-                data = data[n:]
-        except (StreamClosedError, H2ProtocolError):
+        stream = self.streams.get(stream_id)
+        if stream is None or not stream.local_open:
             return None
+        out = self.out
+        size = len(data)
+        window = min(stream.send_window, self.send_window, self.peer.max_frame)
+        if size <= window or not size:  # the common case: one frame (an empty one is not
+            # flow controlled)
+            out.append(frame_head(DATA, END_STREAM if end else 0, stream_id, size))
+            if size:
+                out.append(data)
+            stream.send_window -= size
+            self.send_window -= size
+            self.budget.data_sent(1)
+            if end:
+                self._local_end(stream_id, stream)
+            return b""
+        view = memoryview(data)  # (frames are cut from it without copying)
+        pos = frames = 0
+        while window > 0:
+            n = min(window, size - pos)
+            last = pos + n == size
+            out.append(frame_head(DATA, END_STREAM if end and last else 0, stream_id, n))
+            out.append(view[pos:pos + n])
+            stream.send_window -= n
+            self.send_window -= n
+            pos += n
+            frames += 1
+            if last:
+                break
+            window = min(stream.send_window, self.send_window, self.peer.max_frame)
+        self.budget.data_sent(frames)
+        if pos == size:
+            if end:
+                self._local_end(stream_id, stream)
+            return b""
+        return bytes(view[pos:])
+
+    def _local_end(self, stream_id: int, stream: Stream) -> None:
+        stream.local_open = False
+        if not stream.remote_open:
+            del self.streams[stream_id]
+            self.closed_streams.add(stream_id, 0)
 
     def window_for(self, stream_id: int) -> int:
         """Bytes the peer lets us send on this stream now (0 if closed)."""
-        try:
-            return min(self.conn.local_flow_control_window(stream_id),
-                       self.conn.max_outbound_frame_size)
-        except (StreamClosedError, H2ProtocolError, KeyError):
+        stream = self.streams.get(stream_id)
+        if stream is None or not stream.local_open:
             return 0
+        return max(0, min(stream.send_window, self.send_window, self.peer.max_frame))
 
     def open_window(self, stream_id: int, size: int) -> None:
         """The app read ``size`` bytes of this stream's body: the peer may send that much more."""
-        try:
-            self.conn.increment_flow_control_window(size, stream_id=stream_id)
-        except (StreamClosedError, H2ProtocolError, KeyError):
-            pass  # the stream ended meanwhile: nothing to open
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.remote_open and size > 0:
+            stream.recv_window += size
+            self.out.append(window_update(stream_id, size))
 
     def reset(self, stream_id: int, code: int) -> None:
-        try:
-            self.conn.reset_stream(stream_id, error_code=code)
-        except (StreamClosedError, H2ProtocolError, KeyError):
-            pass  # closed already: nothing to reset
+        """RST_STREAM from us (nothing when the stream is closed already)."""
+        if self.streams.pop(stream_id, None) is not None:
+            self.out.append(rst_stream(stream_id, code))
+            self.closed_streams.add(stream_id, RESET_BY_US)
 
     def receive_window(self, stream_id: int) -> int:
         """Bytes the peer may still send on this stream before we open its window (0 if
         closed)."""
-        try:
-            return self.conn.remote_flow_control_window(stream_id)
-        except (StreamClosedError, H2ProtocolError, KeyError):
-            return 0
+        stream = self.streams.get(stream_id)
+        return stream.recv_window if stream is not None and stream.remote_open else 0
 
     def stream_open(self, stream_id: int) -> bool:
-        """Whether h2 still holds the stream open in some direction."""
-        stream = self.conn.streams.get(stream_id)
-        return stream is not None and not stream.closed
+        """Whether the stream is still open in some direction."""
+        return stream_id in self.streams
 
     # ------------------------------------------------------------------ ending
     def drain(self) -> None:
-        """GOAWAY NO_ERROR naming the last stream we will answer; streams after it are refused.
-
-        Written beside h2 (see the module docstring) after whatever h2 has queued.
-        """
+        """GOAWAY NO_ERROR naming the last stream we will answer; streams after it are
+        refused (by the handler: REFUSED_STREAM)."""
         if self.draining or self.closed:
             return
         self.draining = True
-        frame = GoAwayFrame(0, last_stream_id=self.conn.highest_inbound_stream_id,
-                            error_code=ErrorCodes.NO_ERROR)
-        self.written += frame.serialize()
+        self.out.append(goaway(self.last_stream, _E.NO_ERROR))
 
     def goodbye(self) -> None:
         """The last GOAWAY of a quick exit (after the drain's, if one was sent): NO_ERROR, the
-        same last stream id (it may not grow, RFC 9113 6.8); nothing is sent after it."""
+        same last stream id (it may not grow, RFC 9113 6.8); it leaves after the resets
+        queued with it, and nothing is read after it."""
         if self.closed:
             return
         self.closed = True
-        frame = GoAwayFrame(0, last_stream_id=self.conn.highest_inbound_stream_id,
-                            error_code=ErrorCodes.NO_ERROR)
-        self.written += frame.serialize()
+        self.tail = goaway(self.last_stream, _E.NO_ERROR)
 
     def terminate(self, code: int, reason: str) -> None:
         """End the connection now: GOAWAY with ``code``; the handler closes after the flush."""
         if self.closed:
             return
         self.closed = True
-        try:
-            self.conn.close_connection(error_code=code,
-                                       last_stream_id=self.conn.highest_inbound_stream_id)
-        except H2ProtocolError:
-            pass  # h2 already closed it
+        self.streams.clear()
+        self.out.append(goaway(self.last_stream, code))
         self.handler.terminated(code, reason)

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from h2.errors import ErrorCodes
-
 from ..h1.timers import BODY_PROGRESS
+from .frames import ErrorCodes
 
 _OFF = float("inf")
 

@@ -1,65 +1,124 @@
-"""What the frame headers say, read as the bytes pass to h2: the header-block cap and the
-flood budget.
+"""HTTP/2 frames on the wire (RFC 9113 4, 6): types, flags, error codes, the errors that end a
+stream or the connection, the frames we write, and the flood budget.
 
-h2 parses frames itself; it buffers a header block (HEADERS + CONTINUATION) up to 64 frames of
-the largest frame size before it decodes anything, and it answers every PING and SETTINGS and
-takes every PRIORITY, WINDOW_UPDATE, empty DATA or unknown frame without limit. Those are the
-CVE-2024-27316 (CONTINUATION flood) and CVE-2019-9512/9515/9518 (ping, settings, empty frame)
-classes. ``FrameGuard`` reads only the 9-byte headers (a few operations per frame; a DATA
-frame's payload is skipped, not read) and raises ``Flood`` when:
+Frames are written by the few functions here straight into bytes (a 9-byte header packed by
+one ``struct`` call, then the payload); there are no frame objects on either path.
 
-* a header block under way grows past ``block_limit`` bytes (the advertised
-  SETTINGS_MAX_HEADER_LIST_SIZE: an encoded block is never larger than the list it decodes to,
-  so a legitimate request never reaches it), before h2 buffers it;
-* more than ``budget`` frames that bring no request and no body arrive in one budget window
-  (the connection opens a new window once a second). WINDOW_UPDATE is counted apart: a client
-  downloading sends one per DATA frames it read, so each DATA frame we send allows one more.
-
-Two rules of RFC 9113 that h2 does not apply are read here too, from the headers alone
-(``FrameError`` with the code): the client's first frame must be SETTINGS (3.4), and a
-SETTINGS acknowledgement carries no payload (6.5: FRAME_SIZE_ERROR; h2 says PROTOCOL_ERROR).
+``FloodBudget`` bounds the frames that cost us work but bring no request and no body: PING,
+SETTINGS, PRIORITY, RST_STREAM, unknown types, empty DATA or CONTINUATION (CVE-2019-9512,
+9515, 9518), and WINDOW_UPDATE beyond one per DATA frame we sent (a client downloading sends
+one per frame read). Past ``budget`` of them in one window (the connection opens a new one
+once a second) the connection ends with ENHANCE_YOUR_CALM.
 """
 
 from __future__ import annotations
 
+import struct
+from enum import IntEnum
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-_DATA, _HEADERS, _SETTINGS, _WINDOW_UPDATE, _CONTINUATION = 0, 1, 4, 8, 9
-_END_STREAM, _ACK, _END_HEADERS = 0x1, 0x1, 0x4
-_HEADER = 9
-_PROTOCOL_ERROR, _FRAME_SIZE_ERROR, _ENHANCE_YOUR_CALM = 0x1, 0x6, 0xB
+# frame types (RFC 9113 6)
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, \
+    CONTINUATION = range(10)
+# flags
+END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
+PADDED = 0x8
+PRIORITY_FLAG = 0x20
+
+# settings (RFC 9113 6.5.2, RFC 8441 3)
+HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, \
+    MAX_HEADER_LIST_SIZE = range(1, 7)
+ENABLE_CONNECT_PROTOCOL = 8
+
+MAX_WINDOW = 2**31 - 1
+DEFAULT_WINDOW = 65535
+DEFAULT_FRAME_SIZE = 16384
+MAX_FRAME_SIZE_LIMIT = 2**24 - 1
+
+HEAD = struct.Struct(">HBBBL")  # length (16 high bits, 8 low), type, flags, stream id
+_pack_head = HEAD.pack
+_U32 = struct.Struct(">L")
+
+
+class ErrorCodes(IntEnum):
+    """RFC 9113 7."""
+
+    NO_ERROR = 0x0
+    PROTOCOL_ERROR = 0x1
+    INTERNAL_ERROR = 0x2
+    FLOW_CONTROL_ERROR = 0x3
+    SETTINGS_TIMEOUT = 0x4
+    STREAM_CLOSED = 0x5
+    FRAME_SIZE_ERROR = 0x6
+    REFUSED_STREAM = 0x7
+    CANCEL = 0x8
+    COMPRESSION_ERROR = 0x9
+    CONNECT_ERROR = 0xA
+    ENHANCE_YOUR_CALM = 0xB
+    INADEQUATE_SECURITY = 0xC
+    HTTP_1_1_REQUIRED = 0xD
 
 
 class FrameError(Exception):
-    """A connection error read from a frame header: GOAWAY with ``code``."""
+    """A connection error (RFC 9113 5.4.1): GOAWAY with ``code``, then the close."""
 
-    code = _PROTOCOL_ERROR
+    code: int = ErrorCodes.PROTOCOL_ERROR
 
-
-class FrameSizeError(FrameError):
-    code = _FRAME_SIZE_ERROR
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class Flood(FrameError):
     """The peer overran a limit: the connection ends with GOAWAY ENHANCE_YOUR_CALM."""
 
-    code = _ENHANCE_YOUR_CALM
+    code = ErrorCodes.ENHANCE_YOUR_CALM
 
 
-class FrameGuard:
-    """Counts frames by their headers; ``feed`` gets every byte h2 gets, preface included."""
+class StreamError(Exception):
+    """A stream error (RFC 9113 5.4.2): RST_STREAM with ``code``; the connection goes on."""
 
-    __slots__ = ("block", "block_limit", "budget", "first", "idle_frames", "in_block", "partial",
-                 "skip", "window_updates", "wu_allowance")
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
-    def __init__(self, block_limit: int, budget: int) -> None:
-        self.block_limit = block_limit
+
+def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    length = len(payload)
+    return _pack_head(length >> 8, length & 0xFF, kind, flags, stream_id) + payload
+
+
+def frame_head(kind: int, flags: int, stream_id: int, length: int) -> bytes:
+    """The 9 bytes before a payload written apart (a DATA frame's body is not copied)."""
+    return _pack_head(length >> 8, length & 0xFF, kind, flags, stream_id)
+
+
+def settings_frame(values: dict[int, int]) -> bytes:
+    return frame(SETTINGS, 0, 0, b"".join(struct.pack(">HL", k, v) for k, v in values.items()))
+
+
+def window_update(stream_id: int, increment: int) -> bytes:
+    return _pack_head(0, 4, WINDOW_UPDATE, 0, stream_id) + _U32.pack(increment)
+
+
+def rst_stream(stream_id: int, code: int) -> bytes:
+    return _pack_head(0, 4, RST_STREAM, 0, stream_id) + _U32.pack(code)
+
+
+def goaway(last_stream_id: int, code: int) -> bytes:
+    return frame(GOAWAY, 0, 0, struct.pack(">LL", last_stream_id, code))
+
+
+class FloodBudget:
+    """Counts the frames that bring no request and no body (see the module docstring)."""
+
+    __slots__ = ("budget", "idle_frames", "window_updates", "wu_allowance")
+
+    def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.skip = len(PREFACE)  # payload bytes (or the preface) still to pass over
-        self.first = True  # the client's first frame is still to come
-        self.partial = b""  # the start of a frame header split across reads
-        self.in_block = False
-        self.block = 0
         self.idle_frames = 0
         self.window_updates = 0
         self.wu_allowance = budget
@@ -72,62 +131,14 @@ class FrameGuard:
 
     def data_sent(self, frames: int) -> None:
         """We sent ``frames`` DATA frames: the peer may acknowledge each (stream and connection)."""
-        self.wu_allowance += 2 * frames  # one for the stream, one for the connection
+        self.wu_allowance += 2 * frames
 
-    def feed(self, data: bytes) -> None:
-        pos = self.skip
-        end = len(data)
-        if pos >= end:
-            self.skip = pos - end
-            return
-        if self.partial:
-            need = _HEADER - len(self.partial)
-            if end < need:
-                self.partial += data
-                return
-            pos = need + self._frame(self.partial + data[:need])
-            self.partial = b""
-        frame = self._frame
-        while pos + _HEADER <= end:
-            pos += _HEADER + frame(data[pos:pos + _HEADER])
-        if pos < end:
-            self.partial = data[pos:]
-            self.skip = 0
-        else:
-            self.skip = pos - end
-
-    def _frame(self, header: bytes) -> int:
-        """Account for one frame; returns its payload length."""
-        length = int.from_bytes(header[:3], "big")
-        kind = header[3]
-        flags = header[4]
-        if self.first:
-            self.first = False
-            if kind != _SETTINGS:  # RFC 9113 3.4: the preface ends with a SETTINGS frame
-                raise FrameError("the client preface is not followed by SETTINGS")
-        if kind == _DATA:
-            if not length and not flags & _END_STREAM:
-                self._idle()
-        elif kind == _HEADERS or kind == _CONTINUATION:
-            if kind == _HEADERS or not self.in_block:
-                self.block = 0
-            if kind == _CONTINUATION and not length and not flags & _END_HEADERS:
-                self._idle()
-            self.block += length
-            self.in_block = not flags & _END_HEADERS
-            if self.block > self.block_limit:
-                raise Flood("header block larger than the header list size limit")
-        elif kind == _WINDOW_UPDATE:
-            self.window_updates += 1
-            if self.window_updates > self.wu_allowance:
-                raise Flood("WINDOW_UPDATE flood")
-        else:  # PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, PUSH_PROMISE, unknown types
-            if kind == _SETTINGS and flags & _ACK and length:
-                raise FrameSizeError("SETTINGS acknowledgement with a payload")  # RFC 9113 6.5
-            self._idle()
-        return length
-
-    def _idle(self) -> None:
+    def idle(self) -> None:
         self.idle_frames += 1
         if self.idle_frames > self.budget:
             raise Flood("too many control or empty frames")
+
+    def window_update(self) -> None:
+        self.window_updates += 1
+        if self.window_updates > self.wu_allowance:
+            raise Flood("WINDOW_UPDATE flood")

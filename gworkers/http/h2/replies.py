@@ -10,8 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from h2.errors import ErrorCodes
-
+from .frames import ErrorCodes
 from .sink import status_bytes
 
 _cache: list = [None, []]  # (the DefaultHeaders block last split, its fields)

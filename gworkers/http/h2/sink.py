@@ -17,11 +17,10 @@ import os
 from http import HTTPStatus
 from typing import Any
 
-from h2.errors import ErrorCodes
-
 from ...errors import AppProtocolError
 from ..sink import Headers, ResponseHead
 from .deadlines import body_window
+from .frames import ErrorCodes
 
 # Connection-specific response fields an app may send that HTTP/2 forbids (RFC 9113 8.2.2).
 _DROPPED = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",

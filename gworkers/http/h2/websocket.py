@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from h2.errors import ErrorCodes
-
 from ...ws.handshake import Handshake, read_handshake
+from .frames import ErrorCodes
 from .request import Request
 from .scope import http_scope
 from .sink import h2_fields, status_bytes
