@@ -31,7 +31,8 @@ class Malformed(Exception):
 
 
 class Request:
-    """The request's pseudo-header fields and its regular fields, checked."""
+    """The request's pseudo-header fields and its regular fields, checked. Not changed once
+    read: the connection reuses it for a repeated header block (connection.py)."""
 
     __slots__ = ("authority", "content_length", "cookies", "expect_continue", "fields", "host",
                  "method", "path", "protocol", "te_trailers")

@@ -37,7 +37,7 @@ def http_scope(conn: Any, request: Request) -> dict:
         "path": root + path if root else path,
         "raw_path": root.encode() + raw_path if root else raw_path,
         "query_string": query,
-        "headers": request.fields,
+        "headers": list(request.fields),  # (a request may be shared: connection.py)
         "state": state.copy() if state else {},
         "extensions": with_trailers(conn.extensions) if request.te_trailers
         else conn.extensions,
