@@ -404,10 +404,10 @@ SETTINGS: dict[str, Setting] = {
         S("h11_max_incomplete_event_size", to_int, 16 * 1024,
           "h11: most bytes buffered while waiting for a complete request head.",
           flags=("--h11-max-incomplete-event-size",)),
-        # --- HTTP/2 (the h2 package: gworkers[http2]; Gunicorn 25+/26.2+ names)
+        # --- HTTP/2 (http/h2/, the gworkers[http2] extra; Gunicorn 25+/26.2+ names)
         S("http_protocols", to_http_protocols, ("h1",),
           "Protocols served, in ALPN preference order: h1, h2 or both ('h2,h1'); h2 needs "
-          "the h2 package. With TLS, h2 is offered in ALPN; without, see http2_cleartext.",
+          "gworkers[http2]. With TLS, h2 is offered in ALPN; without, see http2_cleartext.",
           gunicorn="http_protocols"),
         S("http2_cleartext", choice("off", "prior-knowledge", "upgrade", "both"), "off",
           "Cleartext HTTP/2 (h2c) when http_protocols has h2: by the client preface on a new "
@@ -543,7 +543,7 @@ SETTINGS: dict[str, Setting] = {
           scope="cli", flags=("--ssl-keyfile-password",)),
         S("http2", to_bool, False,
           "uvicorn's HTTP/2 switch: http_protocols 'h2,h1' and, without TLS, h2c by prior "
-          "knowledge and by Upgrade (http2_cleartext 'both'). Needs the h2 package.",
+          "knowledge and by Upgrade (http2_cleartext 'both'). Needs gworkers[http2].",
           scope="cli", flags=("--http2",), action="store_true"),
     )
 }

@@ -331,9 +331,10 @@ def _application(app: Any, values: dict[str, Any], worker_class: type) -> tuple[
 
 def _need_h2() -> None:
     try:
-        import h2  # noqa: F401
+        import h2  # noqa: F401  (Gunicorn 25+ checks for it)
+        import hpack  # noqa: F401  (http/h2/ uses its tables)
     except ImportError:
-        raise ConfigError("http2: the h2 package is not installed "
+        raise ConfigError("http2: the http2 extra (hpack, h2) is not installed "
                           "(pip install 'gworkers[http2]')") from None
 
 

@@ -1,7 +1,7 @@
 """Which connection class serves a worker's sockets: HTTP/1.1 alone, or a class that negotiates
 HTTP/2 (ALPN, the h2c preface, ``Upgrade: h2c``) when ``http_protocols`` has h2.
 
-HTTP/2 lives in ``http/h2`` and needs the h2 package (the ``http2`` extra), so it is imported
+HTTP/2 lives in ``http/h2`` and needs the ``http2`` extra (hpack), so it is imported
 only when asked for; a worker told to serve h2 without it fails to boot with one clear line
 instead of serving HTTP/1.1 behind the operator's back.
 """

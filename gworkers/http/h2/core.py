@@ -8,7 +8,8 @@ with ``data_to_send``. Nothing here touches a socket, a loop or a task.
 Why our own state machine and not the ``h2`` package's: h2 spent three quarters of a request's
 CPU (frame objects, an event object per happening, a generic state table, HPACK with logging);
 this reads each frame header with one ``struct`` call and acts on it in place. The streams
-module (``streams.py``) keeps what a stream is; the HPACK codec is ``hpack_codec.py``.
+module (``streams.py``) keeps what a stream is; the writing half is ``sending.py``, the HPACK
+codec ``hpack_codec.py``.
 
 Decisions, and why:
 
@@ -56,13 +57,12 @@ from .frames import (
     FrameError,
     StreamError,
     frame,
-    frame_head,
-    goaway,
     rst_stream,
     window_update,
 )
 from .hpack_codec import Decoder, Encoder, HeaderListTooLarge, HPACKError
 from .request import Malformed, check_trailers
+from .sending import Sending
 from .settings import PeerSettings, local_settings
 from .streams import RESET_BY_US, ClosedStreams, Stream
 
@@ -93,7 +93,7 @@ class Handler(Protocol):
     def terminated(self, code: int, reason: str) -> None: ...
 
 
-class H2Core:
+class H2Core(Sending):
     """One HTTP/2 server connection's protocol state (see the module docstring)."""
 
     __slots__ = ("acked", "block", "block_limit", "budget", "buffer", "closed", "closed_streams",
@@ -442,139 +442,3 @@ class H2Core:
 
     def new_budget_window(self) -> None:
         self.budget.new_window()
-
-    # ------------------------------------------------------------------ send
-    def data_to_send(self) -> bytes:
-        out = self.out
-        data = b"".join(out) if out else b""
-        out.clear()
-        if self.tail:
-            data, self.tail = data + self.tail, b""
-        return data
-
-    def send_headers(self, stream_id: int, headers: list, end: bool) -> bool:
-        """False when the stream is closed on our side (the peer reset it)."""
-        stream = self.streams.get(stream_id)
-        if stream is None or not stream.local_open:
-            return False
-        block = self.encoder.encode(headers)
-        size = len(block)
-        limit = self.peer.max_frame
-        flags = END_STREAM if end else 0
-        if size <= limit:
-            self.out.append(frame(HEADERS, flags | END_HEADERS, stream_id, block))
-        else:  # a block larger than a frame: HEADERS, then CONTINUATION frames
-            self.out.append(frame(HEADERS, flags, stream_id, block[:limit]))
-            for pos in range(limit, size, limit):
-                last = END_HEADERS if pos + limit >= size else 0
-                self.out.append(frame(CONTINUATION, last, stream_id, block[pos:pos + limit]))
-        if end:
-            self._local_end(stream_id, stream)
-        return True
-
-    def send_data(self, stream_id: int, data: bytes, end: bool) -> bytes | None:
-        """Send what the flow-control windows allow, in frames the peer accepts.
-
-        Returns the bytes left over (b"" when all left; ``end`` is then on the last frame), or
-        None when the stream is closed.
-        """
-        stream = self.streams.get(stream_id)
-        if stream is None or not stream.local_open:
-            return None
-        out = self.out
-        size = len(data)
-        window = min(stream.send_window, self.send_window, self.peer.max_frame)
-        if size <= window or not size:  # the common case: one frame (an empty one is not
-            # flow controlled)
-            out.append(frame_head(DATA, END_STREAM if end else 0, stream_id, size))
-            if size:
-                out.append(data)
-            stream.send_window -= size
-            self.send_window -= size
-            self.budget.data_sent(1)
-            if end:
-                self._local_end(stream_id, stream)
-            return b""
-        view = memoryview(data)  # (frames are cut from it without copying)
-        pos = frames = 0
-        while window > 0:
-            n = min(window, size - pos)
-            last = pos + n == size
-            out.append(frame_head(DATA, END_STREAM if end and last else 0, stream_id, n))
-            out.append(view[pos:pos + n])
-            stream.send_window -= n
-            self.send_window -= n
-            pos += n
-            frames += 1
-            if last:
-                break
-            window = min(stream.send_window, self.send_window, self.peer.max_frame)
-        self.budget.data_sent(frames)
-        if pos == size:
-            if end:
-                self._local_end(stream_id, stream)
-            return b""
-        return bytes(view[pos:])
-
-    def _local_end(self, stream_id: int, stream: Stream) -> None:
-        stream.local_open = False
-        if not stream.remote_open:
-            del self.streams[stream_id]
-            self.closed_streams.add(stream_id, 0)
-
-    def window_for(self, stream_id: int) -> int:
-        """Bytes the peer lets us send on this stream now (0 if closed)."""
-        stream = self.streams.get(stream_id)
-        if stream is None or not stream.local_open:
-            return 0
-        return max(0, min(stream.send_window, self.send_window, self.peer.max_frame))
-
-    def open_window(self, stream_id: int, size: int) -> None:
-        """The app read ``size`` bytes of this stream's body: the peer may send that much more."""
-        stream = self.streams.get(stream_id)
-        if stream is not None and stream.remote_open and size > 0:
-            stream.recv_window += size
-            self.out.append(window_update(stream_id, size))
-
-    def reset(self, stream_id: int, code: int) -> None:
-        """RST_STREAM from us (nothing when the stream is closed already)."""
-        if self.streams.pop(stream_id, None) is not None:
-            self.out.append(rst_stream(stream_id, code))
-            self.closed_streams.add(stream_id, RESET_BY_US)
-
-    def receive_window(self, stream_id: int) -> int:
-        """Bytes the peer may still send on this stream before we open its window (0 if
-        closed)."""
-        stream = self.streams.get(stream_id)
-        return stream.recv_window if stream is not None and stream.remote_open else 0
-
-    def stream_open(self, stream_id: int) -> bool:
-        """Whether the stream is still open in some direction."""
-        return stream_id in self.streams
-
-    # ------------------------------------------------------------------ ending
-    def drain(self) -> None:
-        """GOAWAY NO_ERROR naming the last stream we will answer; streams after it are
-        refused (by the handler: REFUSED_STREAM)."""
-        if self.draining or self.closed:
-            return
-        self.draining = True
-        self.out.append(goaway(self.last_stream, _E.NO_ERROR))
-
-    def goodbye(self) -> None:
-        """The last GOAWAY of a quick exit (after the drain's, if one was sent): NO_ERROR, the
-        same last stream id (it may not grow, RFC 9113 6.8); it leaves after the resets
-        queued with it, and nothing is read after it."""
-        if self.closed:
-            return
-        self.closed = True
-        self.tail = goaway(self.last_stream, _E.NO_ERROR)
-
-    def terminate(self, code: int, reason: str) -> None:
-        """End the connection now: GOAWAY with ``code``; the handler closes after the flush."""
-        if self.closed:
-            return
-        self.closed = True
-        self.streams.clear()
-        self.out.append(goaway(self.last_stream, code))
-        self.handler.terminated(code, reason)
