@@ -28,7 +28,11 @@ Fields = list[tuple[bytes, bytes]]
 STATIC = HeaderTable.STATIC_TABLE  # index 1 .. 61 at positions 0 .. 60
 _STATIC_LEN = len(STATIC)
 _ENTRY_OVERHEAD = 32  # RFC 7541 4.1
-_CACHE_MAX = 512  # distinct blocks remembered per connection
+# The block cache's bounds, per connection: a repeated block is a few dozen bytes once the
+# client indexes its fields; larger or too many distinct ones are decoded each time, so a
+# client cannot make the cache hold more than about 64 KiB of blocks.
+_CACHE_MAX = 128
+_CACHED_BLOCK_MAX = 512
 _MAX_INT_BYTES = 4  # continuation bytes of an integer: up to 2**28, far above any limit
 
 
@@ -99,6 +103,8 @@ class Decoder:
         entries_before = self.entries
         fields = self._decode(block)
         if self.entries is entries_before:  # nothing inserted, no size update: reusable
+            if len(block) > _CACHED_BLOCK_MAX:
+                return fields
             cache = self._cache
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
@@ -212,9 +218,11 @@ class Encoder:
     __slots__ = ("size_update",)
 
     # field -> its encoding, shared by every connection (the fields are the app's response
-    # fields and the server's defaults: few distinct ones, but bounded all the same)
+    # fields and the server's defaults: few distinct ones, but bounded all the same, in
+    # entries and in the size of a field remembered)
     memo: dict[tuple[bytes, bytes], bytes] = {}
     MEMO_MAX = 4096
+    MEMO_FIELD_MAX = 256
 
     def __init__(self) -> None:
         self.size_update = False
@@ -236,7 +244,9 @@ class Encoder:
                 field = (field[0], field[1])
                 encoded = memo.get(field)
                 if encoded is None:
-                    encoded = memo[field] = encode_field(field)
+                    encoded = encode_field(field)
+                    if len(encoded) <= self.MEMO_FIELD_MAX:
+                        memo[field] = encoded
                 parts.append(encoded)
             block = b"".join(parts)
         if self.size_update:
