@@ -74,7 +74,7 @@ C4 = ["8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
 def test_c3_c4_request_sequence_on_one_decoder(blocks):
     decoder = Decoder(BIG_LIST)
     for text, request, (entries, size) in zip(blocks, [REQUEST_1, REQUEST_2, REQUEST_3],
-                                              REQUEST_TABLES):
+                                              REQUEST_TABLES, strict=True):
         assert decoder.decode(block(text)) == request
         assert decoder.entries == entries
         assert decoder.size == size
@@ -113,7 +113,7 @@ C6 = ["4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e
 def test_c5_c6_eviction_in_a_256_byte_table(blocks):
     # the response examples: a table of 256 bytes, so entries are evicted oldest first
     decoder = Decoder(BIG_LIST, settings_size=256)
-    for text, fields, (entries, size) in zip(blocks, RESPONSES, RESPONSE_TABLES):
+    for text, fields, (entries, size) in zip(blocks, RESPONSES, RESPONSE_TABLES, strict=True):
         assert decoder.decode(block(text)) == fields
         assert decoder.entries == entries
         assert decoder.size == size
