@@ -285,6 +285,24 @@ def test_http1_still_served_on_the_h2c_port(start_h2, worker, mode):
         assert reader.read().status == 200
 
 
+@pytest.mark.parametrize("settings", [
+    b"AAUAAABk",  # SETTINGS_MAX_FRAME_SIZE 100: below the 16384 allowed (RFC 9113 6.5.2)
+    b"AAT_____",  # SETTINGS_INITIAL_WINDOW_SIZE 2^32-1: past 2^31-1
+    b"AAMAAA",  # 4 bytes: not whole 6-byte settings
+], ids=["frame-size", "window", "truncated"])
+def test_upgrade_with_settings_out_of_range_is_served_on_http1(start_h2, worker, settings):
+    """An ``Upgrade: h2c`` whose HTTP2-Settings could only be answered with GOAWAY is not
+    taken: the request is answered on HTTP/1.1 (a server may ignore an upgrade)."""
+    h2 = start_h2(worker, http2_cleartext="both")
+    with h2.server.connect(timeout=15) as sock:
+        sock.sendall(b"GET /upgraded HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                     b"HTTP2-Settings: " + settings + b"\r\n\r\n")
+        response = ResponseReader(sock).read()
+        assert response.status == 200
+        assert json.loads(response.body)["http_version"] == "1.1"
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @TLS
 def test_curl(start_h2, worker, tls, tls_files):

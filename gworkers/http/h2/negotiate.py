@@ -34,8 +34,10 @@ from ..h1.connection import HTTPConnection
 from ..h1.limits import Limits
 from ..h1.proxy_stage import HeaderStage
 from .connection import H2Protocol
-from .frames import PREFACE
+from .frames import PREFACE, FrameError
+from .hpack_codec import Encoder
 from .request import Malformed, read_request
+from .settings import PeerSettings
 
 # The largest request body an Upgrade: h2c request may carry: it arrives before the client
 # preface and is held for stream 1 (a larger one is served on HTTP/1.1).
@@ -231,9 +233,11 @@ def _take_addresses(protocol: H2Protocol, reader: HTTPConnection) -> None:
 
 
 def _settings_ok(payload: bytes) -> bool:
-    """The HTTP2-Settings value: base64url of whole 6-byte settings (RFC 7540 3.2.1)."""
+    """The HTTP2-Settings value: base64url of whole 6-byte settings (RFC 7540 3.2.1), each
+    in its allowed range (an upgrade we would have to end with GOAWAY is not taken)."""
     try:
         raw = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
-    except (binascii.Error, ValueError):
+        PeerSettings().apply(raw, Encoder())
+    except (binascii.Error, ValueError, FrameError):
         return False
-    return len(raw) % 6 == 0
+    return True
