@@ -17,6 +17,7 @@ from tests.h2.conformance import (
     ignored,
     ping_or_close,
     request_fields,
+    stream_error,
     stream_or_conn,
 )
 from tests.h2.rawframes import (
@@ -208,9 +209,8 @@ CASES = [
          _send(frame(PRIORITY, 0, 3, b"\0\0\0\0\x0f"), _get), answered()),
     Case("6.3/priority-stream-0", "RFC 9113 6.3", _send(frame(PRIORITY, 0, 0, b"\0\0\0\x01\x0f")),
          conn_error(E.PROTOCOL_ERROR)),
-    # "a stream error of type FRAME_SIZE_ERROR" (6.3), or a connection error (5.4.2)
     Case("6.3/priority-length-4", "RFC 9113 6.3", _send(_post, frame(PRIORITY, 0, 1, b"\0" * 4)),
-         stream_or_conn(E.FRAME_SIZE_ERROR)),
+         stream_error(E.FRAME_SIZE_ERROR)),
     # 6.4 RST_STREAM
     Case("6.4/rst-stream", "RFC 9113 6.4", _send(_post, frame(RST_STREAM, 0, 1, b"\0\0\0\x08")),
          ping_or_close()),

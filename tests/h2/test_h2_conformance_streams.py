@@ -188,23 +188,24 @@ CASES = [
     # 5.1.2 concurrency: REFUSED_STREAM (we) or PROTOCOL_ERROR
     Case("5.1.2/over-max-concurrent-streams", "RFC 9113 5.1.2", _too_many_streams,
          stream_error(E.REFUSED_STREAM, E.PROTOCOL_ERROR), settings=(setting(4, 0),)),
-    # 5.3.1 a stream cannot depend on itself: a stream error, which h2 makes a connection
-    # error as RFC 9113 5.4.2 allows (h2spec accepts both)
-    Case("5.3.1/headers-depends-on-itself", "RFC 9113 5.3.1, 5.4.2",
+    # 5.3.1 a stream cannot depend on itself: a stream error; on an idle stream (which may not
+    # be reset, 6.4) a connection error
+    Case("5.3.1/headers-depends-on-itself", "RFC 9113 5.3.1",
          _send(lambda c: frame(HEADERS, END_STREAM | END_HEADERS | PRIORITY_FLAG, 1,
                                b"\0\0\0\x01\xff" + c.block(request_fields(c)))),
-         stream_or_conn(E.PROTOCOL_ERROR)),
-    Case("5.3.1/priority-depends-on-itself", "RFC 9113 5.3.1, 5.4.2",
-         _send(frame(PRIORITY, 0, 1, b"\0\0\0\x01\xff")), stream_or_conn(E.PROTOCOL_ERROR)),
+         stream_error(E.PROTOCOL_ERROR)),
+    Case("5.3.1/priority-depends-on-itself", "RFC 9113 5.3.1",
+         _send(lambda c: _hold(c, end_stream=False), frame(PRIORITY, 0, 1, b"\0\0\0\x01\xff")),
+         stream_error(E.PROTOCOL_ERROR)),
+    Case("5.3.1/priority-idle-depends-on-itself", "RFC 9113 5.3.1, 6.4",
+         _send(frame(PRIORITY, 0, 1, b"\0\0\0\x01\xff")), conn_error(E.PROTOCOL_ERROR)),
     # 6.5.3 / 6.9 flow control
     Case("6.5.3/initial-window-values-in-order", "RFC 9113 6.5.3", _window_in_order, ignored()),
     Case("6.9/window-update-stream-1", "RFC 9113 6.9", _send(_get, _wu(1, 1)), answered()),
-    # a stream error (the connection's window is untouched); hyperframe refuses the frame
-    # while h2 parses it, before any stream sees it, so h2 can only make it a connection
-    # error, as RFC 9113 5.4.2 allows (h2spec accepts both). Stream 0: connection error only.
-    Case("6.9/window-update-0-stream", "RFC 9113 6.9, 5.4.2",
+    # a stream error (the connection's window is untouched); on stream 0 a connection error
+    Case("6.9/window-update-0-stream", "RFC 9113 6.9",
          _send(lambda c: _hold(c, end_stream=False), _wu(1, 0)),
-         stream_or_conn(E.PROTOCOL_ERROR)),
+         stream_error(E.PROTOCOL_ERROR)),
     Case("6.9.1/initial-window-1", "RFC 9113 6.9.1", _window_1, ignored()),
     Case("6.9.1/connection-window-overflow", "RFC 9113 6.9.1",
          _send(_wu(0, 2**31 - 1), _wu(0, 2**31 - 1)), conn_error(E.FLOW_CONTROL_ERROR)),

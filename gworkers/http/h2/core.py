@@ -237,12 +237,7 @@ class H2Core(Sending):
         elif kind == RST_STREAM:
             self._rst_stream(stream_id, payload)
         elif kind == PRIORITY:
-            if not stream_id:
-                raise FrameError("PRIORITY on stream 0")
-            if len(payload) != 5:
-                raise FrameError("PRIORITY payload not 5 bytes", _E.FRAME_SIZE_ERROR)
-            if int.from_bytes(payload[:4], "big") & 0x7FFFFFFF == stream_id:
-                raise FrameError("a stream depends on itself (5.3.1)")
+            self._priority(stream_id, payload)
         elif kind == GOAWAY:
             if stream_id:
                 raise FrameError("GOAWAY on a stream")
@@ -251,6 +246,17 @@ class H2Core(Sending):
             self.handler.peer_goaway(int.from_bytes(payload[4:8], "big"))
         elif kind <= CONTINUATION:  # PUSH_PROMISE (other types are ignored: 5.5)
             raise FrameError("PUSH_PROMISE from a client (8.4)")
+
+    def _priority(self, stream_id: int, payload: bytes) -> None:
+        """Checked, not acted on (RFC 9113 5.3.2). Its errors are stream errors (6.3, 5.3.1),
+        but on an idle stream, which may not be reset (6.4), connection errors."""
+        if not stream_id:
+            raise FrameError("PRIORITY on stream 0")
+        error = StreamError if stream_id <= self.last_stream else FrameError
+        if len(payload) != 5:
+            raise error("PRIORITY payload not 5 bytes", _E.FRAME_SIZE_ERROR)
+        if int.from_bytes(payload[:4], "big") & 0x7FFFFFFF == stream_id:
+            raise error("a stream depends on itself (5.3.1)", _E.PROTOCOL_ERROR)
 
     # ------------------------------------------------------------------ request streams
     def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:

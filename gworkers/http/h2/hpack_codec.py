@@ -101,7 +101,11 @@ class Decoder:
         if fields is not None:
             return fields
         entries_before = self.entries
-        fields = self._decode(block)
+        try:
+            fields = self._decode(block)
+        except (HPACKError, HeaderListTooLarge):
+            self._cache = {}  # (the table may have changed before the error)
+            raise
         if self.entries is entries_before:  # nothing inserted, no size update: reusable
             if len(block) > _CACHED_BLOCK_MAX:
                 return fields
