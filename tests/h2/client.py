@@ -234,6 +234,13 @@ class H2Client:
                     return result
                 raise AssertionError(f"connection closed while waiting for {message}")
 
+    def final_goaway(self, timeout: float = 20.0) -> ConnectionTerminated:
+        """The GOAWAY naming the last stream taken: a drain sends one naming the largest
+        stream id first (RFC 9113 6.8), unless nothing was open."""
+        return self.until(lambda: next((g for g in self.goaways
+                                        if g.last_stream_id != 2**31 - 1), None),
+                          timeout, "the final GOAWAY")
+
     def response(self, sid: int, timeout: float = 20.0) -> Response:
         response = self.responses[sid]
         self.until(lambda: response.ended or response.reset is not None, timeout,

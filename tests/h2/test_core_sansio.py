@@ -101,6 +101,9 @@ class Recorder:
     def terminated(self, code: int, reason: str) -> None:
         self.calls.append(("terminated", code))
 
+    def drained(self) -> None:
+        self.calls.append(("drained",))
+
 
 class Pair:
     """An ``H2Core`` and an h2 client, connected by hand."""
@@ -598,7 +601,14 @@ def test_same_header_table_size_means_no_update():
     assert frames(pair.core.data_to_send())[0][3][:1] != b"\x20"
 
 
-def test_drain_then_goodbye():
+MAX_STREAM_ID = 2**31 - 1
+
+
+@pytest.mark.parametrize("how", ["ping-ack", "ticks"])
+def test_drain_in_two_steps_then_goodbye(how):
+    """RFC 9113 6.8: GOAWAY naming the largest stream id and a PING; a stream opened before
+    the client read it is taken; the final GOAWAY (on the PING's ACK, or at the second tick
+    without one) names the last stream taken, and later streams are the handler's to refuse."""
     pair = Pair().start()
     pair.client.send_headers(1, GET, end_stream=True)
     pair.client.send_headers(3, POST)
@@ -606,16 +616,30 @@ def test_drain_then_goodbye():
     pair.core.data_to_send()
     pair.core.drain()
     pair.core.drain()  # once only
-    assert pair.out() == [(GOAWAY, 0, 0, u32(3) + u32(NO_ERROR))]
+    (goaway_frame, ping) = pair.out()
+    assert goaway_frame == (GOAWAY, 0, 0, u32(MAX_STREAM_ID) + u32(NO_ERROR))
+    assert ping[:3] == (PING, 0, 0)
+    pair.core.receive(raw(HEADERS, END_STREAM | END_HEADERS, 5, GET_BLOCK))  # in flight
+    assert pair.calls[-1][:2] == ("request", 5) and not pair.core.draining
+    if how == "ping-ack":
+        pair.core.receive(raw(PING, ACK, 0, ping[3]))
+    else:
+        pair.core.drain_tick()
+        assert pair.out() == [] and not pair.core.draining
+        pair.core.drain_tick()
+    assert pair.out() == [(GOAWAY, 0, 0, u32(5) + u32(NO_ERROR))]
+    assert pair.core.draining and pair.calls[-1] == ("drained",)
+    pair.core.drain_tick()
+    pair.core.receive(raw(PING, ACK, 0, ping[3]))  # (a late ACK: nothing more)
+    assert pair.out() == []
     pair.core.reset(3, CANCEL)
     pair.core.goodbye()
-    pair.core.reset(1, CANCEL)  # queued after the goodbye: still before it on the wire
-    assert pair.out() == [(RST_STREAM, 0, 3, u32(CANCEL)), (RST_STREAM, 0, 1, u32(CANCEL)),
-                          (GOAWAY, 0, 0, u32(3) + u32(NO_ERROR))]
-    pair.client.send_headers(5, GET, end_stream=True)
-    pair.to_server()
+    pair.core.reset(5, CANCEL)  # queued after the goodbye: still before it on the wire
+    assert pair.out() == [(RST_STREAM, 0, 3, u32(CANCEL)), (RST_STREAM, 0, 5, u32(CANCEL)),
+                          (GOAWAY, 0, 0, u32(5) + u32(NO_ERROR))]
+    pair.core.receive(raw(HEADERS, END_STREAM | END_HEADERS, 7, GET_BLOCK))
     assert pair.core.data_to_send() == b""
-    assert ("request", 5, GET, True) not in pair.calls
+    assert not [c for c in pair.calls if c[:2] == ("request", 7)]
 
 
 # ---------------------------------------------------------------------- Upgrade: h2c

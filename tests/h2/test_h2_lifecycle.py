@@ -1,17 +1,23 @@
-"""The end of HTTP/2 streams and connections: a quick exit (SIGINT/SIGQUIT) resets what is open
-and sends a second GOAWAY; a request body that stops arriving times out on its stream only;
+"""The end of HTTP/2 streams and connections: a drain's two GOAWAYs, a quick exit
+(SIGINT/SIGQUIT) resets what is open and sends another GOAWAY; a request body that stops arriving times out on its stream only;
 no PINGs of ours on an idle connection, the peer's answered. Both workers, real Gunicorn."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
 import pytest
 from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame, PingFrame, RstStreamFrame
 
 from tests.conftest import WORKERS, wait_until
 from tests.h2.client import H2Client
+from tests.h2.conformance import request_fields
+from tests.h2.rawframes import DATA, END_STREAM, RawH2, frame, response_status
+
+MAX_STREAM_ID = 2**31 - 1
 
 pytestmark = pytest.mark.parametrize("worker", WORKERS)
 
@@ -34,8 +40,47 @@ def test_quick_exit_resets_streams_and_sends_a_second_goaway(start_h2, worker, h
         os.kill(pid, signal.SIGINT)
     client.wait_closed()
     assert client.responses[sid].reset == ErrorCodes.CANCEL  # cut, not taken for complete
-    assert [g.error_code for g in client.goaways] == [ErrorCodes.NO_ERROR] * 2
-    assert [g.last_stream_id for g in client.goaways] == [sid, sid]
+    # a drain's first GOAWAY names the largest stream id (RFC 9113 6.8; the final one was
+    # still waiting for the PING's answer), then the final one and the quick exit's
+    first = [MAX_STREAM_ID] if how == "drain-then-quit" else []
+    assert [g.error_code for g in client.goaways] == [ErrorCodes.NO_ERROR] * (len(first) + 2)
+    assert [g.last_stream_id for g in client.goaways] == [*first, sid, sid]
+
+
+@pytest.mark.parametrize("answer_ping", [True, False], ids=["ping-acked", "no-ping-ack"])
+def test_drain_takes_the_streams_in_flight_then_names_the_last(start_h2, worker, answer_ping):
+    """A drain's GOAWAY comes in two steps (RFC 9113 6.8): first one naming the largest stream
+    id, with a PING; a stream the client opened before it read that GOAWAY (here sent after
+    it, as if in flight) is served, not refused. Once the PING is answered (or a second later
+    without an answer) the final GOAWAY names the last stream taken; one after it is refused
+    (REFUSED_STREAM, safe to retry), the held stream finishes, then the connection closes."""
+    h2 = start_h2(worker)
+    [pid] = wait_until(h2.server.worker_pids, message="the worker")
+    with contextlib.closing(RawH2(h2.server)) as conn:
+        conn.handshake()
+        conn.send(conn.headers(1, request_fields(conn, b"/hold-unread", b"POST"), end_stream=False))
+        h2.wait_mark("entered unread")
+        os.kill(pid, signal.SIGTERM)
+        first = conn.wait_for(lambda f: isinstance(f, GoAwayFrame), "the first GOAWAY")
+        assert (first.error_code, first.last_stream_id) == (ErrorCodes.NO_ERROR, MAX_STREAM_ID)
+        ping = conn.wait_for(lambda f: isinstance(f, PingFrame) and "ACK" not in f.flags,
+                             "the drain's PING")
+        conn.send(conn.headers(3, request_fields(conn, b"/pid")))  # in flight
+        if answer_ping:
+            conn.send(PingFrame(0, opaque_data=ping.opaque_data, flags=["ACK"]))
+        final = conn.wait_for(lambda f: isinstance(f, GoAwayFrame), "the final GOAWAY")
+        assert (final.error_code, final.last_stream_id) == (ErrorCodes.NO_ERROR, 3)
+        _until_ended(conn, 3)  # (its response may have come before the final GOAWAY)
+        assert response_status(conn.stream_frames(3)[0]) == 200
+        conn.send(conn.headers(5, request_fields(conn, b"/pid")))  # after the final GOAWAY
+        refused = conn.wait_for(lambda f: f.stream_id == 5, "stream 5 refused")
+        assert isinstance(refused, RstStreamFrame)
+        assert refused.error_code == ErrorCodes.REFUSED_STREAM
+        h2.gate.touch()
+        conn.send(frame(DATA, END_STREAM, 1, b"body"))
+        _until_ended(conn, 1)
+        assert response_status(conn.stream_frames(1)[0]) == 200
+        assert conn.goaway_or_close() is None  # closed, with no other GOAWAY
 
 
 def test_request_body_that_stops_times_out_on_its_stream(start_h2, worker):
@@ -78,3 +123,12 @@ def test_no_ping_of_ours_and_the_peers_answered(start_h2, worker):
     assert client.goaway.error_code == ErrorCodes.NO_ERROR
     client.wait_closed()
     assert client.pings == []
+
+
+def _until_ended(conn: RawH2, sid: int) -> None:
+    """Until stream ``sid`` has ended (END_STREAM read now or before)."""
+    def ended(f) -> bool:
+        return f.stream_id == sid and "END_STREAM" in f.flags
+
+    if not any(ended(f) for f in conn.received):
+        conn.wait_for(ended, f"the end of stream {sid}")

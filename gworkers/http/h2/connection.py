@@ -4,7 +4,7 @@ Each request stream gets a ``StreamSink`` and an ``HTTPStream`` whose app call i
 request bodies are pushed in as they arrive, ``RST_STREAM`` and connection loss become
 ``http.disconnect``. Output from every stream is gathered and written once per loop pass.
 
-Limits, besides those ``H2Core`` and ``FrameGuard`` keep:
+Limits, besides those ``H2Core`` keeps (frame floods, header block size):
 
 * ``http2_max_concurrent_streams`` counts open streams (RFC 9113 5.1.2: a stream closed both
   ways no longer counts, even while its app call goes on after the response); past it a new
@@ -22,10 +22,10 @@ Limits, besides those ``H2Core`` and ``FrameGuard`` keep:
   for ``timeout_request_body`` seconds ends that stream (``deadlines.py``): other streams and
   connections go on.
 * Idle (no stream) for ``timeout_keep_alive`` seconds: GOAWAY and close. On a drain: GOAWAY
-  naming the last stream accepted, those streams finish, new ones are refused, then close. On
-  a quick exit (``hurry``): the open streams are reset, a second GOAWAY, close. No PING of
-  ours: an idle connection is closed by its timeout, not probed (the peer's PINGs are
-  answered, within the flood budget).
+  in two steps (``H2Core.drain``: no stream in flight is refused), the streams taken finish,
+  later ones are refused, then close. On a quick exit (``hurry``): the open streams are reset,
+  another GOAWAY, close. No PING of ours but the drain's: an idle connection is closed by its
+  timeout, not probed (the peer's PINGs are answered, within the flood budget).
 """
 
 from __future__ import annotations
@@ -58,13 +58,11 @@ _OFF = float("inf")
 class H2Protocol(WriteFlow, asyncio.Protocol):
     """One HTTP/2 connection (see the module docstring)."""
 
-    __slots__ = (
-        "__weakref__", "blocked", "client", "closed", "config", "context", "core",
-        "drain_waiter", "extensions", "flush_handle", "lingering", "idle_deadline", "last_headers",
-        "last_request", "limits", "loop",
-        "max_calls", "max_streams", "resets", "running", "scheme", "sockname", "streams", "task", "tunnels",
-        "transport", "trusted", "write_paused", "receiving_now",
-    )
+    __slots__ = ("__weakref__", "blocked", "client", "closed", "config", "context", "core",
+                 "drain_waiter", "extensions", "flush_handle", "idle_deadline", "last_headers",
+                 "last_request", "limits", "lingering", "loop", "max_calls", "max_streams",
+                 "receiving_now", "resets", "running", "scheme", "sockname", "streams", "task",
+                 "transport", "trusted", "tunnels", "write_paused")
 
     def __init__(self, context: WorkerContext) -> None:
         self.context = context
@@ -317,8 +315,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.terminated(code, "GOAWAY from the peer")
             return
         self.core.draining = True
-        if not self.streams and not self.tunnels:
-            self.close()
+        self.drained()
 
     def terminated(self, code: int, reason: str) -> None:
         """The connection ends now (a protocol error, a flood): GOAWAY is queued."""
@@ -341,14 +338,8 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.close()
 
     # ------------------------------------------------------------------ from the sinks
-    def answer(self, stream_id: int, status: int, reset_body: bool = False,
-               fields: Any = ()) -> None:
-        """The server's own small reply on a stream (413, 431, 500, 503 ...)."""
-        answer(self, stream_id, status, reset_body, fields)
-
-    def with_defaults(self, fields: list, overridden: frozenset | None) -> list:
-        """``fields`` (``:status`` first) with the default headers (server, date, extras)."""
-        return with_defaults(self.context.defaults.block, fields, overridden)
+    answer = answer  # the server's own small reply on a stream (413, 431, 500, 503 ...)
+    with_defaults = with_defaults  # response fields with the default ones (server, date ...)
 
     def response_ended(self, sink: StreamSink) -> None:
         """Our side of the stream is closed; an upload nobody will read is stopped."""
@@ -422,6 +413,7 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.close()  # the lingering close after a connection error ends here
             return
         self.core.new_budget_window()
+        self.core.drain_tick()
         self.resets = 0
         if self.streams:
             check_streams(self, now)
@@ -430,21 +422,29 @@ class H2Protocol(WriteFlow, asyncio.Protocol):
             self.shutdown()
 
     def shutdown(self) -> None:
-        """Drain: GOAWAY with the last stream accepted; close once those have finished."""
-        self.core.drain()
-        if not self.streams and not self.tunnels:
-            self.close()
-        else:
+        """Drain: GOAWAY (``H2Core.drain``); close once the streams taken have finished."""
+        if self.streams or self.tunnels:
+            self.core.drain()
             self.flush()  # (a WebSocket's session closes itself: it is in the registry too)
+            return
+        self.core.final_goaway()
+        self.close()
+
+    def drained(self) -> None:
+        """The final GOAWAY is out: close now if no stream is left (else ``_idle`` will)."""
+        if self.streams or self.tunnels:
+            return self.flush_soon()
+        self.close()
 
     def hurry(self) -> None:
-        """A quick exit (SIGINT/SIGQUIT): the streams still open will not finish. Each is reset
-        (CANCEL: the client knows its response is cut, not complete) and a GOAWAY follows -- the
-        second one if a drain sent the first -- naming the last stream taken; then we close,
-        letting those frames leave first (the server aborts what is left after its grace)."""
+        """A quick exit (SIGINT/SIGQUIT): the open streams are reset (CANCEL: the client knows
+        its response is cut) after a last GOAWAY naming the last stream taken; we close once
+        those frames have left (the server aborts what is left after its grace)."""
         if self.closed or self.core.closed:
             return
-        self.core.drain()
+        self.core.final_goaway()  # (an idle connection is closed by it: nothing else to say)
+        if self.closed:
+            return
         self.core.goodbye()  # (queued before the resets end the last stream, which closes)
         self._disconnect_all(reset=True)
         self.close()

@@ -2,7 +2,7 @@
 
 ``H2Core`` is fed bytes with ``receive``; what they mean comes out as calls on a ``handler``
 (the asyncio connection): ``request``, ``data``, ``end``, ``malformed``, ``reset``, ``window``,
-``peer_goaway``, ``terminated``. What we answer goes in through the send methods and leaves
+``peer_goaway``, ``terminated``, ``drained``. What we answer goes in through the send methods and leaves
 with ``data_to_send``. Nothing here touches a socket, a loop or a task.
 
 Why our own state machine and not the ``h2`` package's: h2 spent three quarters of a request's
@@ -62,7 +62,7 @@ from .frames import (
 )
 from .hpack_codec import Decoder, Encoder, HeaderListTooLarge, HPACKError
 from .request import Malformed, check_trailers
-from .sending import Sending
+from .sending import DRAIN_PING, Sending
 from .settings import PeerSettings, local_settings
 from .streams import RESET_BY_US, ClosedStreams, Stream
 
@@ -92,12 +92,14 @@ class Handler(Protocol):
 
     def terminated(self, code: int, reason: str) -> None: ...
 
+    def drained(self) -> None: ...
+
 
 class H2Core(Sending):
     """One HTTP/2 server connection's protocol state (see the module docstring)."""
 
     __slots__ = ("acked", "block", "block_limit", "budget", "buffer", "closed", "closed_streams",
-                 "conn_unacked", "decoder", "draining", "encoder", "handler", "last_stream",
+                 "conn_unacked", "decoder", "drain_ticks", "draining", "encoder", "handler", "last_stream",
                  "local", "max_frame", "need", "out", "peer", "preface", "recv_window",
                  "send_window", "streams", "tail")
 
@@ -122,7 +124,8 @@ class H2Core(Sending):
         self.need = 0  # bytes ``buffer`` must reach before it is read
         self.out: list = []  # frames to write, in order
         self.tail = b""  # the last GOAWAY of a quick exit, after everything else
-        self.draining = False
+        self.draining = False  # the final GOAWAY is sent: new streams are refused
+        self.drain_ticks = -1  # a drain's first GOAWAY is sent: ticks since (sending.py)
         self.closed = False
 
     # ------------------------------------------------------------------ start
@@ -234,6 +237,8 @@ class H2Core(Sending):
                 raise FrameError("PING payload not 8 bytes", _E.FRAME_SIZE_ERROR)
             if not flags & ACK:
                 self.out.append(frame(PING, ACK, 0, payload))
+            elif payload == DRAIN_PING:
+                self.final_goaway()
         elif kind == RST_STREAM:
             self._rst_stream(stream_id, payload)
         elif kind == PRIORITY:

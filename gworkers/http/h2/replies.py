@@ -16,9 +16,11 @@ from .sink import status_bytes
 _cache: list = [None, []]  # (the DefaultHeaders block last split, its fields)
 
 
-def with_defaults(block: bytes, fields: list, overridden: frozenset | None) -> list:
-    """``fields`` (``:status`` first) with the default fields of ``block`` after ``:status``,
-    minus those the app sent itself (``overridden``)."""
+def with_defaults(conn: Any, fields: list, overridden: frozenset | None) -> list:
+    """``fields`` (``:status`` first) with the default fields of ``conn`` (an ``H2Protocol``:
+    server, date, configured extras) after ``:status``, minus those the app sent itself
+    (``overridden``). Also the connection's method of that name."""
+    block = conn.context.defaults.block
     cache = _cache
     if cache[0] is not block:
         cache[1] = [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n") if line]
@@ -31,14 +33,15 @@ def with_defaults(block: bytes, fields: list, overridden: frozenset | None) -> l
 
 def answer(conn: Any, stream_id: int, status: int, reset_body: bool = False,
            fields: Any = ()) -> None:
-    """A short text/plain reply with ``status`` on the stream of ``conn`` (an ``H2Protocol``);
+    """A short text/plain reply with ``status`` on the stream of ``conn`` (an ``H2Protocol``,
+    whose method of that name this also is);
     ``reset_body``: the request body is still coming and nobody will read it (RFC 9113 8.1:
     the stream is then reset with NO_ERROR after the response); ``fields``: more fields."""
     try:
         body = HTTPStatus(status).phrase.encode()
     except ValueError:
         body = b""
-    fields = with_defaults(conn.context.defaults.block, [
+    fields = with_defaults(conn, [
         (b":status", status_bytes(status)),
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),

@@ -18,6 +18,7 @@ from .frames import (
     END_HEADERS,
     END_STREAM,
     HEADERS,
+    PING,
     ErrorCodes,
     frame,
     frame_head,
@@ -28,6 +29,8 @@ from .frames import (
 from .streams import RESET_BY_US, Stream
 
 _E = ErrorCodes
+MAX_STREAM_ID = 2**31 - 1
+DRAIN_PING = b"draining"  # the opaque data of a drain's PING (8 bytes)
 
 
 class Sending:
@@ -36,6 +39,7 @@ class Sending:
     __slots__ = ()
     closed: bool
     draining: bool
+    drain_ticks: int
     out: list
     tail: bytes
     send_window: int
@@ -158,15 +162,35 @@ class Sending:
 
     # ------------------------------------------------------------------ ending
     def drain(self) -> None:
-        """GOAWAY NO_ERROR naming the last stream we will answer; streams after it are
-        refused (by the handler: REFUSED_STREAM)."""
+        """A graceful close in two steps (RFC 9113 6.8). First a GOAWAY with the largest
+        stream id and a PING: the client opens no more streams, and those it opened before it
+        read the GOAWAY are still taken. The PING's ACK comes after all of them, so then (or
+        at the second ``drain_tick`` without it) the final GOAWAY names the last stream taken,
+        and a stream after it is refused (REFUSED_STREAM: the client may retry it). No stream
+        in flight is refused, as a single GOAWAY would."""
+        if self.draining or self.closed or self.drain_ticks >= 0:
+            return
+        self.drain_ticks = 0
+        self.out.append(goaway(MAX_STREAM_ID, _E.NO_ERROR) + frame(PING, 0, 0, DRAIN_PING))
+
+    def drain_tick(self) -> None:
+        """Once a second while draining: no PING ACK by the second tick, the final GOAWAY."""
+        if self.drain_ticks >= 0 and not self.draining:
+            self.drain_ticks += 1
+            if self.drain_ticks >= 2:
+                self.final_goaway()
+
+    def final_goaway(self) -> None:
+        """GOAWAY NO_ERROR naming the last stream we will answer (a drain's second step, or
+        its only one where nothing can be in flight); the handler hears ``drained``."""
         if self.draining or self.closed:
             return
         self.draining = True
         self.out.append(goaway(self.last_stream, _E.NO_ERROR))
+        self.handler.drained()
 
     def goodbye(self) -> None:
-        """The last GOAWAY of a quick exit (after the drain's, if one was sent): NO_ERROR, the
+        """The last GOAWAY of a quick exit (after the final one, if sent): NO_ERROR, the
         same last stream id (it may not grow, RFC 9113 6.8); it leaves after the resets
         queued with it, and nothing is read after it."""
         if self.closed:
