@@ -2,8 +2,8 @@
 
 ``H2Core`` is fed bytes with ``receive``; what they mean comes out as calls on a ``handler``
 (the asyncio connection): ``request``, ``data``, ``end``, ``malformed``, ``reset``, ``window``,
-``peer_goaway``, ``terminated``, ``drained``. What we answer goes in through the send methods and leaves
-with ``data_to_send``. Nothing here touches a socket, a loop or a task.
+``peer_goaway``, ``terminated``, ``drained``. What we answer goes in through the send methods
+and leaves with ``data_to_send``. Nothing here touches a socket, a loop or a task.
 
 Why our own state machine and not the ``h2`` package's: h2 spent three quarters of a request's
 CPU (frame objects, an event object per happening, a generic state table, HPACK with logging);
@@ -31,7 +31,6 @@ Decisions, and why:
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Protocol
 
 from .frames import (
@@ -63,7 +62,7 @@ from .frames import (
 from .hpack_codec import Decoder, Encoder, HeaderListTooLarge, HPACKError
 from .request import Malformed, check_trailers
 from .sending import DRAIN_PING, Sending
-from .settings import PeerSettings, local_settings
+from .settings import PeerSettings, local_settings, shift_windows, upgrade_payload
 from .streams import RESET_BY_US, ClosedStreams, Stream
 
 # The connection-level receive window we keep open (the stream windows bound what is buffered).
@@ -140,9 +139,8 @@ class H2Core(Sending):
         self.recv_window = CONNECTION_WINDOW
         if upgrade_settings is None:
             return
-        raw = base64.urlsafe_b64decode(upgrade_settings + b"=" * (-len(upgrade_settings) % 4))
         try:
-            self.peer.apply(raw, self.encoder)
+            self.peer.apply(upgrade_payload(upgrade_settings), self.encoder)
         except FrameError as exc:
             self.terminate(exc.code, str(exc))
             return
@@ -417,11 +415,7 @@ class H2Core(Sending):
             return
         delta = self.peer.apply(payload, self.encoder)
         if delta:
-            for stream in self.streams.values():
-                stream.send_window += delta
-                if stream.send_window > 2**31 - 1:
-                    raise FrameError("SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window",
-                                     _E.FLOW_CONTROL_ERROR)
+            shift_windows(self.streams.values(), delta)
         self.out.append(frame(SETTINGS, ACK, 0))
         if delta is not None:
             self.handler.window(0)

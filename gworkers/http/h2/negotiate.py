@@ -25,7 +25,6 @@ is served HTTP/1.1, never refused: the same port serves both.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Any
 
@@ -37,7 +36,7 @@ from .connection import H2Protocol
 from .frames import PREFACE, FrameError
 from .hpack_codec import Encoder
 from .request import Malformed, read_request
-from .settings import PeerSettings
+from .settings import PeerSettings, upgrade_payload
 
 # The largest request body an Upgrade: h2c request may carry: it arrives before the client
 # preface and is held for stream 1 (a larger one is served on HTTP/1.1).
@@ -236,8 +235,7 @@ def _settings_ok(payload: bytes) -> bool:
     """The HTTP2-Settings value: base64url of whole 6-byte settings (RFC 7540 3.2.1), each
     in its allowed range (an upgrade we would have to end with GOAWAY is not taken)."""
     try:
-        raw = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
-        PeerSettings().apply(raw, Encoder())
+        PeerSettings().apply(upgrade_payload(payload), Encoder())
     except (binascii.Error, ValueError, FrameError):
         return False
     return True

@@ -8,6 +8,7 @@ update); the rest are checked for their allowed values and otherwise taken as ad
 
 from __future__ import annotations
 
+import base64
 import struct
 from typing import Any
 
@@ -87,3 +88,19 @@ class PeerSettings:
             elif key in (ENABLE_PUSH, ENABLE_CONNECT_PROTOCOL) and value > 1:
                 raise FrameError(f"SETTINGS value {value} for a 0-or-1 setting ({key})")
         return self.initial_window - before if window_set else None
+
+
+def shift_windows(streams: Any, delta: int) -> None:
+    """A new SETTINGS_INITIAL_WINDOW_SIZE moves every open stream's send window by the
+    difference (RFC 9113 6.9.2): below zero is allowed, past 2^31-1 is an error."""
+    for stream in streams:
+        stream.send_window += delta
+        if stream.send_window > MAX_WINDOW:
+            raise FrameError("SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window",
+                             ErrorCodes.FLOW_CONTROL_ERROR)
+
+
+def upgrade_payload(value: bytes) -> bytes:
+    """The SETTINGS payload an HTTP2-Settings field carries: base64url without its padding
+    (RFC 7540 3.2.1). Raises ``binascii.Error`` when it is not."""
+    return base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
