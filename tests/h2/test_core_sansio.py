@@ -31,12 +31,23 @@ from h2.settings import SettingCodes, Settings
 
 from gworkers.config import Config
 from gworkers.http.h2.core import CONNECTION_WINDOW, FLOOD_BUDGET, H2Core
+from tests.h2.rawframes import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    PING,
+    PREFACE,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    frame,
+)
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, \
-    CONTINUATION = range(10)
-END_STREAM = ACK = 0x1
-END_HEADERS = 0x4
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR, CANCEL, \
     COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x0, 0x1, 0x3, 0x5, 0x6, 0x8, 0x9, 0xB
 
@@ -48,10 +59,7 @@ OK = [(b":status", b"200"), (b"content-type", b"text/plain")]
 GET_BLOCK = b"\x82\x86\x84"  # :method GET, :scheme http, :path / (static indexes)
 
 
-def raw(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    """One frame, whatever it says (no checks): for what h2's client refuses to send."""
-    return (len(payload).to_bytes(3, "big") + bytes((kind, flags))
-            + stream_id.to_bytes(4, "big") + payload)
+raw = frame  # one frame, whatever it says: for what h2's client refuses to send
 
 
 def frames(data: bytes) -> list[tuple[int, int, int, bytes]]:

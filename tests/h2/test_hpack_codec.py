@@ -233,7 +233,7 @@ def test_cache_bounded():
     for n in range(3000):
         assert decoder.decode(literal(0x00, b"x-n", str(n).encode())) == [
             (b"x-n", str(n).encode())]
-    assert len(decoder._cache) <= 512
+    assert len(decoder._cache) <= 128
 
 
 # ---------------------------------------------------------------------- errors
