@@ -12,7 +12,8 @@ server's side cheap:
   or a literal *without indexing*, so encoding has no state (the encoded bytes of a field are
   memoised) and the client's SETTINGS_HEADER_TABLE_SIZE only asks for one size update (to 0)
   at the start of the next block. The cost is bytes on the wire (no dynamic-table references
-  for repeated response fields), not correctness.
+  for repeated response fields), not correctness; nginx's HTTP/2 encodes responses the same
+  way.
 
 Only the Huffman code table and the static table come from the ``hpack`` package (the data of
 RFC 7541 appendices A and B); Huffman strings are decoded with its ``decode_huffman``.
