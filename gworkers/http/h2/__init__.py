@@ -6,6 +6,7 @@
 * ``sending.py``     its writing half: HEADERS and DATA within the windows, resets, GOAWAY
 * ``streams.py``     what a stream is (windows, open/half-closed), how closed ones closed
 * ``settings.py``    our SETTINGS and the client's
+* ``handler.py``     what the core reports to the connection (the interface)
 * ``frames.py``      frame types, error codes, the frames we write, the flood budget
 * ``hpack_codec.py`` HPACK (RFC 7541): decoder with a block cache, stateless encoder
 * ``request.py``     a request's header block checked and read for the scope

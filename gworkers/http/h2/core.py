@@ -31,7 +31,7 @@ Decisions, and why:
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from .frames import (
     ACK,
@@ -59,39 +59,26 @@ from .frames import (
     rst_stream,
     window_update,
 )
+from .handler import Handler
 from .hpack_codec import Decoder, Encoder, HeaderListTooLarge, HPACKError
 from .request import Malformed, check_trailers
 from .sending import DRAIN_PING, Sending
 from .settings import PeerSettings, local_settings, shift_windows, upgrade_payload
-from .streams import RESET_BY_US, ClosedStreams, Stream
+from .streams import (
+    CLOSED,
+    CLOSED_BY_END,
+    HALF_CLOSED_REMOTE,
+    OPEN,
+    RESET_BY_US,
+    ClosedStreams,
+    Stream,
+)
 
 # The connection-level receive window we keep open (the stream windows bound what is buffered).
 CONNECTION_WINDOW = 16 * 1024 * 1024
 # Frames bringing no request or body a connection may send per second (frames.FloodBudget).
 FLOOD_BUDGET = 1000
 _E = ErrorCodes
-
-
-class Handler(Protocol):
-    """What ``H2Core`` reports (implemented by the asyncio connection)."""
-
-    def request(self, stream_id: int, headers: list, ended: bool) -> None: ...
-
-    def data(self, stream_id: int, data: bytes, size: int) -> None: ...
-
-    def end(self, stream_id: int) -> None: ...
-
-    def malformed(self, stream_id: int, reason: str) -> None: ...
-
-    def reset(self, stream_id: int, code: int) -> None: ...
-
-    def window(self, stream_id: int) -> None: ...
-
-    def peer_goaway(self, code: int) -> None: ...
-
-    def terminated(self, code: int, reason: str) -> None: ...
-
-    def drained(self) -> None: ...
 
 
 class H2Core(Sending):
@@ -144,7 +131,8 @@ class H2Core(Sending):
         except FrameError as exc:
             self.terminate(exc.code, str(exc))
             return
-        self.streams[1] = Stream(self.peer.initial_window, self._receive_window_now(), False)
+        self.streams[1] = Stream(self.peer.initial_window, self._receive_window_now(),
+                                 HALF_CLOSED_REMOTE)
         self.last_stream = 1
 
     # ------------------------------------------------------------------ receive
@@ -324,11 +312,11 @@ class H2Core(Sending):
         if self_dependent:
             raise StreamError("a stream depends on itself (5.3.1)", _E.PROTOCOL_ERROR)
         self.streams[stream_id] = Stream(self.peer.initial_window, self._receive_window_now(),
-                                         not end)
+                                         HALF_CLOSED_REMOTE if end else OPEN)
         self.handler.request(stream_id, fields, bool(end))
 
     def _trailers(self, stream_id: int, stream: Stream, fields: list, end: int) -> None:
-        if not stream.remote_open:
+        if stream.state is HALF_CLOSED_REMOTE:
             raise StreamError("HEADERS on a half-closed stream", _E.STREAM_CLOSED)
         if not end:
             raise StreamError("trailers without END_STREAM (8.1)", _E.PROTOCOL_ERROR)
@@ -354,7 +342,7 @@ class H2Core(Sending):
         elif not length and not flags & END_STREAM:
             self.budget.idle()
         stream = self.streams.get(stream_id)
-        if stream is None or not stream.remote_open:
+        if stream is None or stream.state is HALF_CLOSED_REMOTE:
             self._not_open(stream_id, stream, "DATA")
             return
         stream.recv_window -= length
@@ -366,11 +354,17 @@ class H2Core(Sending):
             self._remote_end(stream_id, stream)
 
     def _remote_end(self, stream_id: int, stream: Stream) -> None:
-        stream.remote_open = False
+        """The client's END_STREAM: half-closed (remote), or closed once the handler has heard
+        (it may still reset the stream: a body shorter than its content-length)."""
+        if stream.state is OPEN:
+            stream.state = HALF_CLOSED_REMOTE
+            self.handler.end(stream_id)
+            return
         self.handler.end(stream_id)
-        if not stream.local_open and self.streams.get(stream_id) is stream:
+        if self.streams.get(stream_id) is stream:
+            stream.state = CLOSED
             del self.streams[stream_id]
-            self.closed_streams.add(stream_id, 0)
+            self.closed_streams.add(stream_id, CLOSED_BY_END)
 
     def _not_open(self, stream_id: int, stream: Stream | None, what: str) -> None:
         """DATA or HEADERS on a stream the client may not send it on (RFC 9113 5.1)."""
@@ -386,8 +380,10 @@ class H2Core(Sending):
             raise FrameError("RST_STREAM payload not 4 bytes", _E.FRAME_SIZE_ERROR)
         if not stream_id or stream_id > self.last_stream:
             raise FrameError("RST_STREAM on stream 0 or an idle stream")
-        if self.streams.pop(stream_id, None) is not None:
-            self.closed_streams.add(stream_id, 0)
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.state = CLOSED
+            self.closed_streams.add(stream_id, CLOSED_BY_END)
             self.handler.reset(stream_id, int.from_bytes(payload, "big"))
 
     def _stream_error(self, stream_id: int, exc: StreamError) -> None:
@@ -395,7 +391,9 @@ class H2Core(Sending):
         self.budget.idle()  # (raises Flood: handled by ``receive``)
         self.out.append(rst_stream(stream_id, exc.code))
         self.closed_streams.add(stream_id, RESET_BY_US)
-        if self.streams.pop(stream_id, None) is not None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.state = CLOSED
             self.handler.reset(stream_id, exc.code)
 
     def _receive_window_now(self) -> int:

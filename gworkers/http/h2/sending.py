@@ -26,7 +26,14 @@ from .frames import (
     rst_stream,
     window_update,
 )
-from .streams import RESET_BY_US, Stream
+from .streams import (
+    CLOSED,
+    CLOSED_BY_END,
+    HALF_CLOSED_LOCAL,
+    HALF_CLOSED_REMOTE,
+    RESET_BY_US,
+    Stream,
+)
 
 _E = ErrorCodes
 MAX_STREAM_ID = 2**31 - 1
@@ -63,7 +70,7 @@ class Sending:
     def send_headers(self, stream_id: int, headers: list, end: bool) -> bool:
         """False when the stream is closed on our side (the peer reset it)."""
         stream = self.streams.get(stream_id)
-        if stream is None or not stream.local_open:
+        if stream is None or stream.state is HALF_CLOSED_LOCAL:
             return False
         block = self.encoder.encode(headers)
         size = len(block)
@@ -87,7 +94,7 @@ class Sending:
         None when the stream is closed.
         """
         stream = self.streams.get(stream_id)
-        if stream is None or not stream.local_open:
+        if stream is None or stream.state is HALF_CLOSED_LOCAL:
             return None
         out = self.out
         size = len(data)
@@ -125,28 +132,33 @@ class Sending:
         return bytes(view[pos:])
 
     def _local_end(self, stream_id: int, stream: Stream) -> None:
-        stream.local_open = False
-        if not stream.remote_open:
+        """Our END_STREAM: half-closed (local), or closed if the client's came first."""
+        if stream.state is HALF_CLOSED_REMOTE:
+            stream.state = CLOSED
             del self.streams[stream_id]
-            self.closed_streams.add(stream_id, 0)
+            self.closed_streams.add(stream_id, CLOSED_BY_END)
+        else:
+            stream.state = HALF_CLOSED_LOCAL
 
     def window_for(self, stream_id: int) -> int:
         """Bytes the peer lets us send on this stream now (0 if closed)."""
         stream = self.streams.get(stream_id)
-        if stream is None or not stream.local_open:
+        if stream is None or stream.state is HALF_CLOSED_LOCAL:
             return 0
         return max(0, min(stream.send_window, self.send_window, self.peer.max_frame))
 
     def open_window(self, stream_id: int, size: int) -> None:
         """The app read ``size`` bytes of this stream's body: the peer may send that much more."""
         stream = self.streams.get(stream_id)
-        if stream is not None and stream.remote_open and size > 0:
+        if stream is not None and stream.state is not HALF_CLOSED_REMOTE and size > 0:
             stream.recv_window += size
             self.out.append(window_update(stream_id, size))
 
     def reset(self, stream_id: int, code: int) -> None:
         """RST_STREAM from us (nothing when the stream is closed already)."""
-        if self.streams.pop(stream_id, None) is not None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.state = CLOSED
             self.out.append(rst_stream(stream_id, code))
             self.closed_streams.add(stream_id, RESET_BY_US)
 
@@ -154,7 +166,9 @@ class Sending:
         """Bytes the peer may still send on this stream before we open its window (0 if
         closed)."""
         stream = self.streams.get(stream_id)
-        return stream.recv_window if stream is not None and stream.remote_open else 0
+        if stream is None or stream.state is HALF_CLOSED_REMOTE:
+            return 0
+        return stream.recv_window
 
     def stream_open(self, stream_id: int) -> bool:
         """Whether the stream is still open in some direction."""

@@ -1,27 +1,39 @@
-"""What the connection knows of a stream: its flow-control windows and which ways it is open
-(RFC 9113 5.1), and, for a while after it closed, how it closed.
+"""What the connection knows of a stream: its state (RFC 9113 5.1) and flow-control windows,
+and, for a while after it closed, how it closed.
 
-A stream is in ``H2Core.streams`` from its HEADERS until it is closed both ways or reset;
-"open" and the two "half-closed" states are the two flags. Idle streams (above the highest id
-opened) and closed ones are not held.
+A stream is in ``H2Core.streams`` from its HEADERS until it is closed both ways or reset; idle
+streams (above the highest id opened) and closed ones are not held.
 """
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class StreamState(Enum):
+    """RFC 9113 5.1, seen from the server (no push: never reserved)."""
+
+    OPEN = "open"
+    HALF_CLOSED_LOCAL = "half-closed (local)"  # we sent END_STREAM; the client may still send
+    HALF_CLOSED_REMOTE = "half-closed (remote)"  # the client sent END_STREAM; we may still send
+    CLOSED = "closed"  # both ways, or reset: no longer held
+
+
+OPEN, HALF_CLOSED_LOCAL, HALF_CLOSED_REMOTE, CLOSED = StreamState
+
 # how a stream closed, for the frames that may still arrive on it (RFC 9113 5.1 "closed")
-CLOSED = 0  # by END_STREAM both ways, or by the client's RST_STREAM: DATA or HEADERS is an error
+CLOSED_BY_END = 0  # END_STREAM both ways, or the client's RST_STREAM: DATA or HEADERS is an error
 RESET_BY_US = 1  # frames in flight when our RST_STREAM left are ignored
 REMEMBERED = 512
 
 
 class Stream:
-    __slots__ = ("local_open", "recv_window", "remote_open", "send_window")
+    __slots__ = ("recv_window", "send_window", "state")
 
-    def __init__(self, send_window: int, recv_window: int, remote_open: bool) -> None:
+    def __init__(self, send_window: int, recv_window: int, state: StreamState) -> None:
+        self.state = state
         self.send_window = send_window  # what the client lets us send
         self.recv_window = recv_window  # what the client may still send before we open more
-        self.remote_open = remote_open  # the client may send DATA (no END_STREAM yet)
-        self.local_open = True  # we have not sent END_STREAM
 
 
 class ClosedStreams(dict):
