@@ -71,6 +71,7 @@ from .streams import (
     OPEN,
     RESET_BY_US,
     ClosedStreams,
+    HeaderBlock,
     Stream,
 )
 
@@ -105,7 +106,7 @@ class H2Core(Sending):
         self.conn_unacked = 0
         self.acked = False  # the client acknowledged our SETTINGS
         self.preface = True  # the client preface is still to come
-        self.block: list | None = None  # a header block under way: [id, end, parts, size]
+        self.block: HeaderBlock | None = None  # a header block under way
         self.buffer: bytearray | None = None  # the start of a frame not yet whole
         self.need = 0  # bytes ``buffer`` must reach before it is read
         self.out: list = []  # frames to write, in order
@@ -272,22 +273,22 @@ class H2Core(Sending):
         if flags & END_HEADERS:
             self._header_block(stream_id, payload, flags & END_STREAM, depends_on_itself)
         else:
-            self.block = [stream_id, flags & END_STREAM, [payload], len(payload),
-                          depends_on_itself]
+            self.block = HeaderBlock(stream_id, flags & END_STREAM, payload, depends_on_itself)
 
     def _continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
         block = self.block
-        if block is None or block[0] != stream_id:
+        if block is None or block.stream_id != stream_id:
             raise FrameError("CONTINUATION not continuing this stream's header block (6.10)")
-        block[3] += len(payload)
-        if block[3] > self.block_limit:
+        block.size += len(payload)
+        if block.size > self.block_limit:
             raise Flood("header block larger than the header list size limit")
         if not payload and not flags & END_HEADERS:
             self.budget.idle()
-        block[2].append(payload)
+        block.parts.append(payload)
         if flags & END_HEADERS:
             self.block = None
-            self._header_block(stream_id, b"".join(block[2]), block[1], block[4])
+            self._header_block(stream_id, b"".join(block.parts), block.end_stream,
+                               block.self_dependent)
 
     def _header_block(self, stream_id: int, block: bytes, end: int, self_dependent: bool) -> None:
         """A whole header block: a request, trailers, or a frame on a stream not open."""

@@ -36,6 +36,20 @@ class Stream:
         self.recv_window = recv_window  # what the client may still send before we open more
 
 
+class HeaderBlock:
+    """A header block under way: HEADERS without END_HEADERS, until its last CONTINUATION."""
+
+    __slots__ = ("end_stream", "parts", "self_dependent", "size", "stream_id")
+
+    def __init__(self, stream_id: int, end_stream: int, first: bytes,
+                 self_dependent: bool) -> None:
+        self.stream_id = stream_id
+        self.end_stream = end_stream  # the HEADERS frame's END_STREAM flag
+        self.self_dependent = self_dependent  # its priority names the stream itself
+        self.parts = [first]
+        self.size = len(first)  # (kept as it grows: capped while it arrives)
+
+
 class ClosedStreams(dict):
     """stream id -> how it closed, for the last ``REMEMBERED`` streams closed."""
 
